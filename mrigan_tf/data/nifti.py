@@ -67,6 +67,15 @@ def _read_array(img, path: Path, dtype) -> np.ndarray:
                         f"does not ({type(exc).__name__}: {exc})") from None
 
 
+def _canonical(img, path: Path):
+    # Reorienting a non-RAS image reads its voxels, so a truncated file can fail here too.
+    try:
+        return nib.as_closest_canonical(img)
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError) as exc:
+        raise DataError(path, "corrupt or truncated file: the header reads but the voxel data "
+                        f"does not ({type(exc).__name__}: {exc})") from None
+
+
 def _as_3d(img, path: Path):
     shape = img.shape
     if len(shape) == 4 and shape[3] == 1:
@@ -88,7 +97,7 @@ def load_nifti_volume(path: str | os.PathLike) -> NiftiVolume:
     """
     path = Path(path)
     img = _as_3d(_open_image(path), path)
-    img = nib.as_closest_canonical(img)
+    img = _canonical(img, path)
     data = _read_array(img, path, np.float32)
     bad = ~np.isfinite(data)
     if bad.any():
@@ -108,7 +117,7 @@ def load_label_volume(path: str | os.PathLike, like: NiftiVolume) -> np.ndarray:
     """
     path = Path(path)
     img = _as_3d(_open_image(path), path)
-    img = nib.as_closest_canonical(img)
+    img = _canonical(img, path)
     if tuple(img.shape) != like.shape:
         raise DataError(path, f"image/mask shape mismatch: mask is {tuple(img.shape)}, "
                         f"image {like.path or ''} is {like.shape}")
@@ -121,4 +130,7 @@ def load_label_volume(path: str | os.PathLike, like: NiftiVolume) -> np.ndarray:
     if not np.all(data == np.round(data)) or data.min() < 0:
         raise DataError(path, "label map must hold non-negative integers "
                         "(is this an intensity image passed as a mask?)")
+    if data.max() > np.iinfo(np.int16).max:
+        raise DataError(path, f"label value {data.max():g} is too large for a label map "
+                        f"(at most {np.iinfo(np.int16).max})")
     return data.astype(np.int16)

@@ -1,0 +1,217 @@
+"""
+Title: What every GAN has in common
+Description: two players, two optimizers, loss trackers, fixed-noise samples, a config.
+
+A generative adversarial network (Goodfellow et al., 2014) is a game between two networks.
+The generator ``G`` maps latent noise ``z ~ N(0, I)`` to an image; the discriminator ``D``
+(a *critic* in the Wasserstein GAN) scores images as real or generated. Each player has its
+own loss and its own optimizer, and training alternates their updates:
+
+    max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]          (the discriminator)
+    min_G  E_z[log(1 - D(G(z)))]                           (the generator)
+
+The families differ only in the losses and in the players' architectures, so everything
+else lives here, once:
+
+* ``compile(d_optimizer, g_optimizer, jit_compile=...)`` takes one optimizer per player and
+  *builds* both, so that ``BackupAndRestore`` and ``.weights.h5`` / ``.keras`` checkpoints find
+  their slot variables and restore them instead of silently starting Adam from scratch;
+* ``keras.metrics.Mean`` trackers, one per logged quantity, exposed through ``metrics`` so
+  that ``fit()`` resets them each epoch and the logs (and TensorBoard) get scalars;
+* a ``keras.random.SeedGenerator`` for the noise drawn inside ``train_step``: it is a model
+  variable, so the noise stream works under ``tf.function`` and XLA and is checkpointed;
+* ``sample(n, seed)``: images from a fixed, NumPy-drawn latent batch (the same noise on every
+  backend), which is how sample grids stay comparable from epoch to epoch;
+* ``get_config`` / ``from_config`` with the players serialized by
+  ``keras.saving.serialize_keras_object``, so a ``.keras`` file round trips;
+* ``call(latent)`` runs the generator, so ``model(z)`` and ``model.predict(z)`` work.
+
+Subclasses set ``METRIC_NAMES`` and write ``train_step`` with ``tf.GradientTape``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def latent_noise(n: int, latent_dim: int, seed: int = 0) -> np.ndarray:
+    """A fixed batch of standard-normal latent vectors, shape (n, latent_dim), float32.
+
+    Drawn with NumPy rather than ``keras.random`` so that the same seed gives the same noise
+    on every backend and every Keras version: a grid saved today compares with one saved
+    after a month of training.
+    """
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def check_image_shape(image_shape: tuple[int, ...], min_size: int = 4) -> tuple[int, int, int]:
+    """(H, W, C) of a square image whose side is a power of two, or a ValueError saying why."""
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape must be (height, width, channels), got {image_shape!r}")
+    height, width, channels = (int(s) for s in image_shape)
+    if height != width:
+        raise ValueError(f"the GANs here generate square images; got {height}x{width}")
+    if height < min_size or height & (height - 1):
+        raise ValueError(f"image size must be a power of two >= {min_size} (16, 32, 64, 128, "
+                         f"256), got {height}")
+    if channels < 1:
+        raise ValueError(f"image_shape needs at least one channel, got {image_shape!r}")
+    return height, width, channels
+
+
+def real_images(data: Any) -> tf.Tensor:
+    """The images of a batch: ``fit`` hands over ``(images, labels)``; labels are ignored."""
+    if isinstance(data, (tuple, list)):
+        return data[0]
+    return data
+
+
+def per_replica(loss: tf.Tensor) -> tf.Tensor:
+    """A loss ready for gradients under ``tf.distribute``.
+
+    Each replica computes the mean over its own slice of the batch, and the optimizer *sums*
+    the replicas' gradients, so each replica's loss is divided by the number of replicas to
+    get the gradient of the global mean. Under the default strategy this divides by 1.
+    """
+    return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+
+class BaseGAN(keras.Model):
+    """Two players and their bookkeeping; subclasses add the losses and ``train_step``.
+
+    Args:
+        generator: a Keras model from latent vectors (B, latent_dim) to images (B, H, W, C).
+        discriminator: a Keras model from images to one unbounded score (logit) per image.
+        latent_dim: size of the latent vector.
+        seed: seeds the noise drawn in ``train_step`` (``None``: a random seed).
+    """
+
+    #: The scalars ``train_step`` logs, in order; each gets a ``keras.metrics.Mean``.
+    METRIC_NAMES: tuple[str, ...] = ("d_loss", "g_loss")
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.METRIC_NAMES}
+        self.d_optimizer: keras.optimizers.Optimizer | None = None
+        self.g_optimizer: keras.optimizers.Optimizer | None = None
+        # Both players are built models, so the GAN is too. Saying so lets BackupAndRestore
+        # (which refuses unbuilt models) and weight loading work before the first step.
+        self.built = True
+
+    # ## The two optimizers
+
+    @staticmethod
+    def default_optimizers() -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
+        """(d_optimizer, g_optimizer) the family's paper trains with; subclasses override."""
+        return (keras.optimizers.Adam(2e-4, beta_1=0.5),
+                keras.optimizers.Adam(2e-4, beta_1=0.5))
+
+    def compile(self, d_optimizer: keras.optimizers.Optimizer | None = None,
+                g_optimizer: keras.optimizers.Optimizer | None = None, *,
+                jit_compile: bool = True, run_eagerly: bool = False,
+                steps_per_execution: int = 1) -> None:
+        """Give each player its optimizer (the family's defaults where ``None``).
+
+        ``jit_compile`` is passed to Keras as given, never left on ``"auto"``, which turns
+        XLA off on CPU without saying so.
+        """
+        default_d, default_g = self.default_optimizers()
+        self.d_optimizer = default_d if d_optimizer is None else d_optimizer
+        self.g_optimizer = default_g if g_optimizer is None else g_optimizer
+        if self.d_optimizer is self.g_optimizer:
+            raise ValueError("the discriminator and the generator need two optimizer "
+                             "instances: one optimizer's slots cannot serve both players")
+        # No Keras-level optimizer: each player has its own, and fit() would otherwise build
+        # an unused RMSprop over both players' variables.
+        super().compile(optimizer=None, jit_compile=jit_compile, run_eagerly=run_eagerly,
+                        steps_per_execution=steps_per_execution)
+        # Slot variables must exist before a checkpoint is restored, or the restore
+        # skips them and training resumes with fresh Adam/RMSprop statistics.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def get_compile_config(self) -> dict[str, Any] | None:
+        if self.d_optimizer is None:
+            return None
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "jit_compile": bool(self.jit_compile),
+        }
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        self.compile(d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+                     g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+                     jit_compile=config["jit_compile"])
+
+    # ## Loss trackers
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        # Listed here, fit() resets them at the start of every epoch.
+        return list(self.trackers.values())
+
+    def record(self, **values: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Update the trackers named in ``values``; return every tracker's running mean."""
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # ## Noise and samples
+
+    def draw_latent(self, batch_size: int | tf.Tensor) -> tf.Tensor:
+        """Fresh latent noise for a training step, from the model's seed generator."""
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+
+    def call(self, latent, training: bool = False):
+        return self.generator(latent, training=training)
+
+    def sample(self, n: int = 16, seed: int = 0, latent: np.ndarray | None = None,
+               batch_size: int = 256) -> np.ndarray:
+        """``n`` generated images (inference mode) for the latent batch of ``seed``.
+
+        The same ``seed`` gives the same latent batch, so it gives the same images as long as
+        the weights do not change: the basis of fixed-noise grids and of save/load checks.
+        Pass ``latent`` to use your own noise instead.
+        """
+        if latent is None:
+            latent = latent_noise(n, self.latent_dim, seed)
+        chunks = [keras.ops.convert_to_numpy(self.generator(latent[i:i + batch_size],
+                                                            training=False))
+                  for i in range(0, len(latent), batch_size)]
+        return np.concatenate(chunks, axis=0)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the generated images."""
+        return tuple(int(s) for s in self.generator.output_shape[1:])
+
+    # ## Serialization
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "latent_dim": self.latent_dim,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects=None):
+        config = dict(config)
+        for player in ("generator", "discriminator"):
+            config[player] = keras.saving.deserialize_keras_object(
+                config[player], custom_objects=custom_objects)
+        return cls(**config)

@@ -1,0 +1,201 @@
+"""
+Title: The vanilla GAN
+Description: two multilayer perceptrons on flattened slices, the non-saturating loss,
+label smoothing and feature matching.
+
+Goodfellow et al. (2014) pit a generator ``G`` against a discriminator ``D`` that outputs
+the probability ``D(x) = sigmoid(l(x))`` that ``x`` is real (``l`` is the logit). ``D``
+minimises the binary cross-entropy of telling real from fake:
+
+    L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
+
+Letting ``G`` minimise ``log(1 - D(G(z)))`` (the minimax game) gives it almost no gradient
+early on, when ``D`` rejects every sample with confidence. The *non-saturating* loss the
+paper recommends instead has the same fixed point and strong gradients exactly then:
+
+    L_G = -E_z[log D(G(z))]
+
+Both losses are computed from logits (``binary_crossentropy(..., from_logits=True)``), which
+is numerically stable where ``log(sigmoid(.))`` is not.
+
+Salimans et al. (2016), "Improved techniques for training GANs", add two tricks that this
+model offers as options:
+
+* **one-sided label smoothing**: real targets ``1 - s`` (e.g. 0.9) instead of 1, so ``D``
+  cannot grow arbitrarily confident on real data and pass ever-sharper gradients to ``G``.
+  Fake targets stay 0 (smoothing them would reward ``G`` for samples where data is absent).
+  With a logit ``l`` the target moves the loss by exactly ``s * l``:
+  ``BCE(l, 1 - s) = BCE(l, 1) + s * l``.
+* **feature matching**: instead of fooling ``D``'s last layer, ``G`` matches the mean of an
+  intermediate feature ``f`` of ``D`` on real and on generated data,
+  ``L_G = || E_x f(x) - E_z f(G(z)) ||_2^2``; a moving target that is harder to
+  over-fit than the discriminator's current verdict.
+
+The players are fully connected: every pixel sees every other pixel, nothing knows that
+neighbouring pixels are related. That is the weakness DCGAN (``dcgan.py``) fixes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from mrigan_tf.models.base import BaseGAN, per_replica, real_images
+
+FEATURE_LAYER = "features"
+
+# ## The losses
+
+
+def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """BCE of real (target ``1 - label_smoothing``) against fake (target 0) logits."""
+    real_targets = ops.full_like(real_logits, 1.0 - label_smoothing)
+    real_loss = ops.mean(ops.binary_crossentropy(real_targets, real_logits, from_logits=True))
+    fake_loss = ops.mean(ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits,
+                                                 from_logits=True))
+    return real_loss + fake_loss
+
+
+def non_saturating_generator_loss(fake_logits):
+    """``-E log D(G(z))``: the generator wants its samples labelled real."""
+    return ops.mean(ops.binary_crossentropy(ops.ones_like(fake_logits), fake_logits,
+                                            from_logits=True))
+
+
+def feature_matching_loss(real_features, fake_features):
+    """Squared L2 distance between the batch means of the discriminator's features."""
+    real_mean = ops.mean(ops.reshape(real_features, (ops.shape(real_features)[0], -1)), axis=0)
+    fake_mean = ops.mean(ops.reshape(fake_features, (ops.shape(fake_features)[0], -1)), axis=0)
+    return ops.sum(ops.square(ops.stop_gradient(real_mean) - fake_mean))
+
+
+# ## Create the generator and the discriminator
+
+
+def build_mlp_generator(image_shape: Sequence[int], latent_dim: int = 100,
+                        hidden_units: Sequence[int] = (256, 512, 1024)) -> keras.Model:
+    """Latent vector -> Dense/LeakyReLU stack -> ``H*W*C`` tanh outputs -> image."""
+    image_shape = tuple(int(s) for s in image_shape)
+    latent = keras.Input((latent_dim,), name="latent")
+    x = latent
+    for units in hidden_units:
+        x = layers.Dense(units)(x)
+        x = layers.LeakyReLU(0.2)(x)
+    # tanh matches the data's [-1, 1] range.
+    x = layers.Dense(int(np.prod(image_shape)), activation="tanh")(x)
+    image = layers.Reshape(image_shape, name="image")(x)
+    return keras.Model(latent, image, name="mlp_generator")
+
+
+def build_mlp_discriminator(image_shape: Sequence[int],
+                            hidden_units: Sequence[int] = (1024, 512, 256)) -> keras.Model:
+    """Image -> flatten -> Dense/LeakyReLU stack -> one logit.
+
+    The last hidden activation is the layer named ``"features"``, the ``f`` of feature
+    matching. No sigmoid: the losses take logits.
+    """
+    if not hidden_units:
+        raise ValueError("the discriminator needs at least one hidden layer (the features)")
+    image = keras.Input(tuple(int(s) for s in image_shape), name="image")
+    x = layers.Flatten()(image)
+    for i, units in enumerate(hidden_units):
+        x = layers.Dense(units)(x)
+        last = i == len(hidden_units) - 1
+        x = layers.LeakyReLU(0.2, name=FEATURE_LAYER if last else None)(x)
+    logit = layers.Dense(1, name="logit")(x)
+    return keras.Model(image, logit, name="mlp_discriminator")
+
+
+# ## Override train_step
+
+
+@keras.saving.register_keras_serializable(package="mrigan_tf")
+class VanillaGAN(BaseGAN):
+    """The non-saturating GAN, with one-sided label smoothing and feature matching as options.
+
+    Works with any discriminator that returns one logit per image; feature matching also
+    needs a layer named ``feature_layer`` in it (``build_mlp_discriminator`` and
+    ``build_dcgan_discriminator`` name theirs ``"features"``).
+
+    Args:
+        generator, discriminator, latent_dim, seed: see ``BaseGAN``.
+        label_smoothing: ``s`` in the real targets ``1 - s``; 0 turns smoothing off, the
+            paper's value is 0.1 (targets 0.9).
+        feature_matching: train the generator on the feature-matching loss instead of the
+            non-saturating loss.
+        feature_layer: name of the discriminator layer whose output is ``f``.
+
+    Logs ``d_loss``, ``g_loss`` (the feature-matching loss when it is on), and ``d_real`` /
+    ``d_fake``: the mean probability ``D`` gives real and generated images of being real
+    (both drift towards 0.5 when the game is balanced; ``d_fake`` near 0 means ``G`` lost).
+    """
+
+    METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
+                 label_smoothing: float = 0.0, feature_matching: bool = False,
+                 feature_layer: str = FEATURE_LAYER, seed: int | None = None, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+        self.feature_matching = bool(feature_matching)
+        self.feature_layer = feature_layer
+        # f(x) shares the discriminator's layers and weights: a view, not a copy.
+        self.feature_extractor = (
+            keras.Model(discriminator.inputs, discriminator.get_layer(feature_layer).output,
+                        name="discriminator_features")
+            if feature_matching else None)
+
+    def train_step(self, data):
+        real = real_images(data)
+        batch_size = ops.shape(real)[0]
+
+        # The discriminator's step: real batch against a fresh fake batch. Real and fake go
+        # through D separately so batch-norm statistics are never mixed (Radford et al.).
+        latent = self.draw_latent(batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generator(latent, training=True)
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+        grads = tape.gradient(per_replica(d_loss), self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+
+        # The generator's step, against the discriminator it just made stronger.
+        latent = self.draw_latent(batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generator(latent, training=True)
+            if self.feature_matching:
+                g_loss = feature_matching_loss(self.feature_extractor(real, training=True),
+                                               self.feature_extractor(fake, training=True))
+            else:
+                g_loss = non_saturating_generator_loss(
+                    self.discriminator(fake, training=True))
+        grads = tape.gradient(per_replica(g_loss), self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+
+        return self.record(d_loss=d_loss, g_loss=g_loss,
+                           d_real=ops.mean(ops.sigmoid(real_logits)),
+                           d_fake=ops.mean(ops.sigmoid(fake_logits)))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing,
+                "feature_matching": self.feature_matching, "feature_layer": self.feature_layer}
+
+
+def make_vanilla_gan(image_shape: Sequence[int], latent_dim: int = 100,
+                     generator_units: Sequence[int] = (256, 512, 1024),
+                     discriminator_units: Sequence[int] = (1024, 512, 256),
+                     label_smoothing: float = 0.0, feature_matching: bool = False,
+                     seed: int | None = None) -> VanillaGAN:
+    """A ``VanillaGAN`` with MLP players for images of ``image_shape`` (H, W, C)."""
+    return VanillaGAN(build_mlp_generator(image_shape, latent_dim, generator_units),
+                      build_mlp_discriminator(image_shape, discriminator_units),
+                      latent_dim=latent_dim, label_smoothing=label_smoothing,
+                      feature_matching=feature_matching, seed=seed, name="vanilla_gan")

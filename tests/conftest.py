@@ -1,0 +1,139 @@
+"""Shared fixtures: tiny synthetic NIfTI volumes and a tiny in-memory PreparedDataset.
+
+Everything here is small (a 24x28x20 volume, a dataset of 18 slices of 16x16 pixels) so
+that the data tests run in seconds. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mrigan_tf.data.contract import PreparedDataset
+
+BRAIN_SHAPE = (24, 28, 20)
+VOXEL_MM = 2.0
+# BraTS 2021 label convention: 1 necrotic core, 2 edema, 4 enhancing rim.
+NECROSIS, EDEMA, ENHANCING = 1, 2, 4
+LESION_CENTER_OFFSET = (3, 2, 1)   # voxels from the volume centre
+LESION_RADII = (1.5, 2.5, 4.0)     # core, enhancing rim, edema (voxels)
+
+
+def ras_affine(shape=BRAIN_SHAPE, voxel_mm: float = VOXEL_MM) -> np.ndarray:
+    """A RAS+ affine with isotropic voxels, centred on the volume."""
+    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
+    affine[:3, 3] = -voxel_mm * (np.asarray(shape) - 1) / 2.0
+    return affine
+
+
+def _grid(shape):
+    x, y, z = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij")
+    c = (np.asarray(shape, dtype=np.float64) - 1) / 2.0
+    return x - c[0], y - c[1], z - c[2]
+
+
+def synthetic_brain(shape=BRAIN_SHAPE, seed: int = 0) -> np.ndarray:
+    """An ellipsoidal 'brain' with smooth contrast and a little noise; background exactly 0.
+
+    The ellipsoid's semi-axes are 10, 12 and 8.5 voxels; every brain voxel is well above 0.
+    The intensity is deliberately not symmetric under a flip, so orientation mix-ups show.
+    """
+    x, y, z = _grid(shape)
+    r = (x / 10.0) ** 2 + (y / 12.0) ** 2 + (z / 8.5) ** 2
+    rng = np.random.default_rng(seed)
+    inside = 100.0 + 60.0 * (1.0 - r) + 1.5 * x + 0.7 * y + 0.3 * z + rng.normal(0.0, 3.0, shape)
+    return np.where(r <= 1.0, inside, 0.0).astype(np.float32)
+
+
+def synthetic_lesion_labels(shape=BRAIN_SHAPE) -> np.ndarray:
+    """A BraTS-style label map: necrotic core 1, enhancing rim 4, edema 2, elsewhere 0."""
+    x, y, z = _grid(shape)
+    ox, oy, oz = LESION_CENTER_OFFSET
+    d = np.sqrt((x - ox) ** 2 + (y - oy) ** 2 + (z - oz) ** 2)
+    core, rim, edema = LESION_RADII
+    labels = np.zeros(shape, dtype=np.int16)
+    labels[d <= edema] = EDEMA
+    labels[d <= rim] = ENHANCING
+    labels[d <= core] = NECROSIS
+    return labels
+
+
+def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    """Save ``data`` with nibabel (affine defaults to RAS+ 2 mm) and return the path."""
+    affine = ras_affine(data.shape[:3]) if affine is None else affine
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return Path(path)
+
+
+@pytest.fixture
+def brain_array() -> np.ndarray:
+    return synthetic_brain()
+
+
+@pytest.fixture
+def lesion_array() -> np.ndarray:
+    return synthetic_lesion_labels()
+
+
+@pytest.fixture
+def brain_nifti(tmp_path, brain_array) -> Path:
+    """The synthetic brain saved as a RAS+ .nii.gz."""
+    return write_nifti(tmp_path / "brain_t1.nii.gz", brain_array)
+
+
+@pytest.fixture
+def lesion_nifti(tmp_path, lesion_array) -> Path:
+    """The lesion label map (labels 0/1/2/4) saved as a RAS+ .nii.gz, aligned with brain_nifti."""
+    return write_nifti(tmp_path / "brain_seg.nii.gz", lesion_array)
+
+
+# The tiny dataset: 6 subjects x 3 slices; train s0-s3 (12 slices), val s4, test s5.
+TINY_SIZE = 16
+TINY_SUBJECTS = ("s0", "s1", "s2", "s3", "s4", "s5")
+TINY_SPLIT = {"s0": "train", "s1": "train", "s2": "train", "s3": "train",
+              "s4": "val", "s5": "test"}
+TINY_TUMOR = {"s0", "s2", "s4"}
+TINY_SLICES_PER_SUBJECT = 3
+
+
+def build_tiny_dataset(size: int = TINY_SIZE, seed: int = 0) -> PreparedDataset:
+    """A small valid PreparedDataset: tumor subjects have slices [healthy, tumor, tumor]."""
+    rng = np.random.default_rng(seed)
+    images, masks, labels, subjects, split = [], [], [], [], []
+    for sid in TINY_SUBJECTS:
+        for k in range(TINY_SLICES_PER_SUBJECT):
+            img = rng.uniform(-1.0, 1.0, (size, size)).astype(np.float32)
+            img[0, :] = -1.0  # background row
+            mask = np.zeros((size, size), dtype=np.uint8)
+            label = int(sid in TINY_TUMOR and k > 0)
+            if label:
+                r, c = rng.integers(1, size - 5, 2)
+                mask[r:r + 4, c:c + 4] = 1
+            images.append(img[..., None])
+            masks.append(mask[..., None])
+            labels.append(label)
+            subjects.append(sid)
+            split.append(TINY_SPLIT[sid])
+    meta = {"class_names": ["healthy", "tumor"], "image_size": size, "source": "test",
+            "modality": "T1 (synthetic test data)", "seed": seed}
+    return PreparedDataset(images=np.stack(images).astype(np.float32),
+                           masks=np.stack(masks).astype(np.uint8),
+                           labels=np.asarray(labels, dtype=np.int32),
+                           subjects=np.asarray(subjects, dtype=str),
+                           split=np.asarray(split, dtype=str), meta=meta)
+
+
+@pytest.fixture
+def tiny_dataset() -> PreparedDataset:
+    """A fresh, valid tiny PreparedDataset (safe to mutate in a test)."""
+    return build_tiny_dataset()
+
+
+@pytest.fixture
+def tiny_dataset_dir(tmp_path, tiny_dataset) -> Path:
+    """The tiny dataset saved in the contract under tmp_path/'tiny'."""
+    from mrigan_tf.data.contract import save_dataset
+    return save_dataset(tiny_dataset, tmp_path / "tiny")
