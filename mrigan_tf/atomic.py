@@ -28,13 +28,24 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
     if target.exists() and not overwrite:
         if not target.is_dir() or any(target.iterdir()):
             raise DataError(target, "output already exists; choose another --out or remove it first")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    if target.exists() and not target.is_dir():
+        raise DataError(target, "exists and is not a directory; choose another --out")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    except OSError as exc:
+        raise DataError(target.parent, f"cannot create the output here ({exc.strerror or exc})") from None
     try:
         yield tmp
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+            # Move the old output aside first: until the new one is in place, one of the
+            # two always exists under a name the user can find.
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.replaced-", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import numbers
 import os
 import zipfile
 import zlib
@@ -93,6 +94,20 @@ class PreparedDataset:
         return {s: sorted(set(self.subjects[self.split == s].tolist())) for s in SPLITS}
 
 
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the metadata the contract needs, or ``None``."""
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        return f"meta is missing {', '.join(missing)}"
+    size = meta["image_size"]
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        return f"meta image_size must be a positive integer, got {size!r}"
+    names = meta["class_names"]
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+        return f"meta class_names must be a non-empty list of names, got {names!r}"
+    return None
+
+
 def validate_dataset(ds: PreparedDataset, path: str | os.PathLike | None = None) -> None:
     """Raise ``DataError`` (naming ``path``) unless ``ds`` satisfies the contract."""
     where = path
@@ -100,9 +115,9 @@ def validate_dataset(ds: PreparedDataset, path: str | os.PathLike | None = None)
     def fail(problem: str) -> None:
         raise DataError(where, problem)
 
-    missing = [k for k in REQUIRED_META if k not in ds.meta]
-    if missing:
-        fail(f"meta is missing {', '.join(missing)}")
+    meta_problem = _meta_problem(ds.meta)
+    if meta_problem:
+        fail(meta_problem)
     n = ds.labels.shape[0] if ds.labels.ndim == 1 else -1
     if n < 0:
         fail(f"labels must be 1-D, got shape {ds.labels.shape}")
@@ -197,6 +212,11 @@ def load_dataset(path: str | os.PathLike) -> PreparedDataset:
         raise DataError(meta_path, f"not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise DataError(meta_path, "must hold a JSON object")
+    meta_problem = _meta_problem(meta)
+    if meta_problem:
+        raise DataError(meta_path, meta_problem)
+    if not zipfile.is_zipfile(arrays_path):  # also a lone .npy, which np.load would accept
+        raise DataError(arrays_path, "unreadable or truncated npz (not a complete zip archive)")
     try:
         with np.load(arrays_path, allow_pickle=False) as npz:
             missing = [k for k in ("images", "masks", "labels", "subjects", "split")
