@@ -1,0 +1,278 @@
+"""
+Title: Conditional WGAN-GP that generates an MRI slice and its tumor mask together
+Description: the project's central model: one generator, a labelled segmented dataset.
+
+## Why this model
+
+A segmentation model needs images *with* masks. Generating an image and then asking someone
+to draw its mask defeats the purpose, so the generator produces both at once: its output
+has two channels, the slice and ``2*mask-1``, and the critic judges the *pair*. It learns
+the joint distribution of anatomy and lesion, so a generated mask outlines the generated
+tumor. Conditioning on the class (healthy / tumor) lets us ask for as many slices of each
+class as we like.
+
+## The Wasserstein loss with a gradient penalty (Gulrajani et al., 2017)
+
+The critic ``D`` estimates the Wasserstein-1 distance between real and generated pairs,
+which needs ``D`` to be 1-Lipschitz. Weight clipping (the WGAN of notebook 04) enforces that
+crudely. The gradient penalty enforces it softly where it matters, on points between real
+and fake samples:
+
+    x_hat = alpha * x + (1 - alpha) * G(z, y),     alpha ~ U[0, 1] per sample
+    L_D   = E[D(G(z, y), y)] - E[D(x, y)] + lambda * E[(||grad_x_hat D(x_hat, y)||_2 - 1)^2]
+    L_G   = -E[D(G(z, y), y)]
+
+with lambda = 10, five critic steps per generator step, and Adam(1e-4, beta_1=0, beta_2=0.9).
+Two details that published code often gets wrong: alpha is *uniform* in [0, 1] (not
+normal), and the norm is ``sqrt(sum(g^2) + eps)``: the gradient of ``sqrt`` at 0 is infinite,
+and one exact zero gradient would turn every weight into NaN.
+
+The critic must not use batch normalization (the penalty is per sample; batch norm mixes
+samples), so it uses layer normalization or none. The class enters the critic as a
+*projection* (Miyato & Koyama, 2018): ``D(x, y) = w . phi(x) + embed(y) . phi(x)``.
+
+Architectures use only ``keras.layers`` / ``keras.ops``, so they run on every Keras backend;
+the ``train_step`` below is the TensorFlow lesson (``tf.GradientTape``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from mrigan_tf.models.base import BaseGAN, check_image_shape, latent_noise, per_replica
+from mrigan_tf.training.diffaugment import DiffAugment
+
+GP_EPSILON = 1e-12
+
+
+# ## The generator: latent + class -> (image, mask)
+
+def build_conditional_generator(image_size: int = 64, channels: int = 2, latent_dim: int = 128,
+                                num_classes: int = 2, width: int = 64,
+                                name: str = "cwgan_generator") -> keras.Model:
+    """(z, class) -> (H, W, channels) in [-1, 1]; upsample + 3x3 conv blocks from 4x4.
+
+    The number of blocks follows the resolution (4 -> 8 -> ... -> image_size); channels
+    halve at each block, starting from ``width * 2**(blocks-1)`` capped at 512. Upsampling
+    followed by a convolution avoids the checkerboard artefacts of strided transposed
+    convolutions (Odena et al., 2016).
+    """
+    check_image_shape((image_size, image_size, channels))
+    blocks = int(math.log2(image_size)) - 2
+    filters = [min(512, width * 2 ** (blocks - 1 - i)) for i in range(blocks)]
+    z = keras.Input((latent_dim,), name="latent")
+    label = keras.Input((), dtype="int32", name="label")
+    embedded = layers.Embedding(num_classes, latent_dim, name="class_embedding")(label)
+    x = layers.Concatenate()([z, embedded])
+    x = layers.Dense(4 * 4 * filters[0], use_bias=False)(x)
+    x = layers.Reshape((4, 4, filters[0]))(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    for f in filters:
+        x = layers.UpSampling2D(interpolation="nearest")(x)
+        x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    out = layers.Conv2D(channels, 3, padding="same", activation="tanh", dtype="float32",
+                        name="image_and_mask")(x)
+    return keras.Model([z, label], out, name=name)
+
+
+# ## The critic: (image, mask) + class -> an unbounded score
+
+def build_conditional_critic(image_size: int = 64, channels: int = 2, num_classes: int = 2,
+                             width: int = 64, norm: str = "layer",
+                             name: str = "cwgan_critic") -> keras.Model:
+    """Strided 4x4 convolutions down to 4x4 features, then a projection head; linear output.
+
+    ``norm`` is ``"layer"`` (normalize each sample over H, W, C: compatible with the
+    per-sample gradient penalty) or ``"none"``. Never batch norm.
+    """
+    check_image_shape((image_size, image_size, channels))
+    if norm not in ("layer", "none"):
+        raise ValueError(f"critic norm must be 'layer' or 'none' (never batch norm), got {norm!r}")
+    blocks = int(math.log2(image_size)) - 2
+    image = keras.Input((image_size, image_size, channels), name="image_and_mask")
+    label = keras.Input((), dtype="int32", name="label")
+    x = image
+    for i in range(blocks):
+        f = min(512, width * 2 ** i)
+        x = layers.Conv2D(f, 4, strides=2, padding="same")(x)
+        if norm == "layer" and i > 0:
+            x = layers.GroupNormalization(groups=1, epsilon=1e-5)(x)   # layer norm, per-channel affine
+        x = layers.LeakyReLU(0.2)(x)
+    # Flatten, not global pooling: pooling would discard *where* things are, and anatomy is
+    # positional (a critic that cannot tell left from right cannot judge a brain).
+    features = layers.Flatten()(x)
+    score = layers.Dense(1, name="unconditional_score")(features)
+    embedded = layers.Embedding(num_classes, features.shape[-1], name="class_projection")(label)
+    projection = ops.sum(embedded * features, axis=-1, keepdims=True)
+    out = layers.Add(dtype="float32", name="score")([score, projection])
+    return keras.Model([image, label], out, name=name)
+
+
+# ## The gradient penalty
+
+def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor, labels: tf.Tensor,
+                     alpha: tf.Tensor) -> tf.Tensor:
+    """E[(||grad D(x_hat, y)||_2 - 1)^2] on x_hat = alpha * real + (1 - alpha) * fake.
+
+    ``alpha`` has shape (B, 1, 1, 1), one weight per sample. Computed in float32 even under
+    mixed precision: the squared gradient norm underflows in float16.
+    """
+    real = tf.cast(real, tf.float32)
+    fake = tf.cast(fake, tf.float32)
+    x_hat = alpha * real + (1.0 - alpha) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = tf.cast(critic([x_hat, labels], training=True), tf.float32)
+    grads = tf.cast(tape.gradient(scores, x_hat), tf.float32)
+    norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + GP_EPSILON)
+    return tf.reduce_mean(tf.square(norm - 1.0))
+
+
+# ## The model
+
+@keras.saving.register_keras_serializable(package="mrigan_tf")
+class ConditionalWGANGP(BaseGAN):
+    """Conditional WGAN-GP on joint (image, mask) tensors.
+
+    Args:
+        generator: ``build_conditional_generator(...)``: (z, class) -> (H, W, 2).
+        critic: ``build_conditional_critic(...)``: ((H, W, 2), class) -> score.
+        latent_dim: size of z (default 128).
+        num_classes: number of classes the generator is conditioned on.
+        gp_weight: lambda, the gradient-penalty weight (10).
+        n_critic: critic updates per generator update (5).
+        drift_weight: weight of ``E[D(x)^2]``, which keeps critic scores near 0
+            (Karras et al., 2018); 0 turns it off.
+        augment: a DiffAugment policy (e.g. ``"translation,cutout,brightness,contrast"``)
+            applied to real and fake before the critic; ``""`` for none.
+        image_channels: leading channels that are intensities (the rest are masks).
+        seed: seeds the noise and augmentation streams.
+    """
+
+    METRIC_NAMES = ("d_loss", "g_loss", "gp", "wasserstein")
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int = 128,
+                 num_classes: int = 2, gp_weight: float = 10.0, n_critic: int = 5,
+                 drift_weight: float = 0.0, augment: str = "", image_channels: int = 1,
+                 seed: int | None = None, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
+        if n_critic < 1:
+            raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+        self.num_classes = int(num_classes)
+        self.gp_weight = float(gp_weight)
+        self.n_critic = int(n_critic)
+        self.drift_weight = float(drift_weight)
+        self.image_channels = int(image_channels)
+        self.augment_policy = augment or ""
+        self.augmenter = DiffAugment(self.augment_policy, image_channels=image_channels,
+                                     seed=None if seed is None else seed + 1)
+
+    @property
+    def critic(self) -> keras.Model:
+        return self.discriminator
+
+    @staticmethod
+    def default_optimizers():
+        # beta_1 = 0: momentum fights the moving target the critic chases (Gulrajani et al.).
+        return (keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9),
+                keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9))
+
+    def call(self, inputs, training: bool = False):
+        latent, labels = inputs
+        return self.generator([latent, labels], training=training)
+
+    # ## The training step
+
+    def critic_step(self, real: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        batch = tf.shape(real)[0]
+        latent = self.draw_latent(batch)
+        alpha = keras.random.uniform((batch, 1, 1, 1), 0.0, 1.0, seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            fake = self.generator([latent, labels], training=True)
+            real_aug, fake_aug = self.augmenter(real), self.augmenter(fake)
+            d_real = tf.cast(self.critic([real_aug, labels], training=True), tf.float32)
+            d_fake = tf.cast(self.critic([fake_aug, labels], training=True), tf.float32)
+            gp = gradient_penalty(self.critic, real_aug, fake_aug, labels, alpha)
+            wasserstein = tf.reduce_mean(d_real) - tf.reduce_mean(d_fake)
+            d_loss = -wasserstein + self.gp_weight * gp
+            if self.drift_weight:
+                d_loss += self.drift_weight * tf.reduce_mean(tf.square(d_real))
+            scaled = per_replica(d_loss)
+        grads = tape.gradient(scaled, self.critic.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
+        return d_loss, gp, wasserstein
+
+    def generator_step(self, labels: tf.Tensor) -> tf.Tensor:
+        latent = self.draw_latent(tf.shape(labels)[0])
+        with tf.GradientTape() as tape:
+            fake = self.generator([latent, labels], training=True)
+            d_fake = tf.cast(self.critic([self.augmenter(fake), labels], training=True), tf.float32)
+            g_loss = -tf.reduce_mean(d_fake)
+            scaled = per_replica(g_loss)
+        grads = tape.gradient(scaled, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        return g_loss
+
+    def train_step(self, data):
+        real, labels = data
+        labels = tf.cast(labels, tf.int32)
+        # The critic steps are unrolled into one graph (n_critic is small): one compiled
+        # function per training step, no Python between critic and generator updates. Each
+        # critic step reuses the real batch with fresh noise, alpha and augmentation.
+        for _ in range(self.n_critic):
+            d_loss, gp, wasserstein = self.critic_step(real, labels)
+        # The generator is asked for the classes of the real batch, so it sees the data's
+        # class balance.
+        g_loss = self.generator_step(labels)
+        return self.record(d_loss=d_loss, g_loss=g_loss, gp=gp, wasserstein=wasserstein)
+
+    # ## Sampling
+
+    def balanced_labels(self, n: int) -> np.ndarray:
+        """``n`` class labels cycling through the classes: 0, 1, ..., K-1, 0, 1, ..."""
+        return (np.arange(n) % self.num_classes).astype(np.int32)
+
+    def sample(self, n: int = 16, seed: int = 0, labels: np.ndarray | None = None,
+               latent: np.ndarray | None = None, batch_size: int = 256) -> np.ndarray:
+        """``n`` generated (image, mask) pairs, shape (n, H, W, 2), for a fixed latent seed.
+
+        ``labels`` defaults to a balanced cycle through the classes.
+        """
+        if latent is None:
+            latent = latent_noise(n, self.latent_dim, seed)
+        labels = self.balanced_labels(len(latent)) if labels is None else np.asarray(labels, np.int32)
+        if labels.shape != (len(latent),):
+            raise ValueError(f"need one label per sample: {len(latent)} samples, labels {labels.shape}")
+        bad = np.setdiff1d(labels, np.arange(self.num_classes))
+        if bad.size:
+            raise ValueError(f"labels {bad.tolist()} outside the {self.num_classes} classes")
+        chunks = [keras.ops.convert_to_numpy(
+                      self.generator([latent[i:i + batch_size], labels[i:i + batch_size]],
+                                     training=False))
+                  for i in range(0, len(latent), batch_size)]
+        return np.concatenate(chunks, axis=0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "gp_weight": self.gp_weight, "n_critic": self.n_critic,
+                "drift_weight": self.drift_weight, "augment": self.augment_policy,
+                "image_channels": self.image_channels}
+
+
+def build_cwgan_gp(image_size: int = 64, num_classes: int = 2, latent_dim: int = 128,
+                   width: int = 64, channels: int = 2, critic_norm: str = "layer",
+                   **model_kwargs) -> ConditionalWGANGP:
+    """A ConditionalWGANGP with the default generator and critic for ``image_size``."""
+    generator = build_conditional_generator(image_size, channels, latent_dim, num_classes, width)
+    critic = build_conditional_critic(image_size, channels, num_classes, width, critic_norm)
+    return ConditionalWGANGP(generator, critic, latent_dim=latent_dim, num_classes=num_classes,
+                             image_channels=channels - 1 if channels > 1 else 1, **model_kwargs)
