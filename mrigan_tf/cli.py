@@ -38,6 +38,64 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true/false, lists)."""
+    import json
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip().replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip().replace("-", "_"), value
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mrigan_tf.training.runner import TrainConfig, train_gan
+
+    options = dict(args.set or [])
+    for name in ("latent_dim", "width", "n_critic", "augment", "gp_weight", "label_smoothing",
+                 "feature_matching", "clip_value"):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    config = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, steps=args.steps,
+                         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+                         seed=args.seed, jit_compile=not args.no_jit,
+                         d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
+                         joint=True if args.joint else None, model_options=options)
+    _, history = train_gan(config, args.out, resume=args.resume,
+                           verbose=0 if args.quiet else "auto")
+    last = {k: round(float(v[-1]), 4) for k, v in history.items()} if history else {}
+    print(f"trained {args.model}; run written to {args.out} (model.keras, samples/, "
+          f"history.csv, loss_curves.png); last epoch: {last}")
+    return 0
+
+
+def _proportions(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    return values
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from mrigan_tf.synth import write_synthetic_dataset
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    ds = write_synthetic_dataset(args.run, args.out, n=args.n, seed=args.seed,
+                                 proportions=args.proportions, per_class=args.per_class,
+                                 formats=formats, val_fraction=args.val_fraction,
+                                 batch_size=args.batch_size, progress=not args.quiet,
+                                 overwrite=args.overwrite)
+    per_class = {name: int((ds.labels == k).sum()) for k, name in enumerate(ds.class_names)}
+    print(f"wrote {len(ds)} synthetic image/mask pairs to {args.out} {per_class} "
+          f"({', '.join(formats)})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mrigan_tf.demo import STAGES_NOT_YET_AVAILABLE, run_demo
 
@@ -71,6 +129,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_phantom)
+
+    p = sub.add_parser(
+        "train", help="train a GAN on a dataset directory into a resumable run directory",
+        description="Train one of the package's GANs on a prepared dataset (the train split). "
+                    "The run directory gets config.json, a backup after every epoch, sample "
+                    "grids, history.csv, loss curves and, at the end, model.keras. After an "
+                    "interruption, the same command with --resume continues from the last "
+                    "finished epoch.")
+    p.add_argument("--model", required=True, help="gan, dcgan, wgan or cwgan-gp")
+    p.add_argument("--data", required=True, help="dataset directory (dataset.npz + meta.json)")
+    p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
+    length = p.add_mutually_exclusive_group(required=True)
+    length.add_argument("--epochs", type=_positive_int, help="number of epochs")
+    length.add_argument("--steps", type=_positive_int, help="at least this many generator steps")
+    p.add_argument("--steps-per-epoch", type=_positive_int, default=None,
+                   help="generator steps per epoch (default: one pass over the train split)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-jit", action="store_true", help="turn XLA compilation off")
+    p.add_argument("--d-lr", type=float, default=None, help="discriminator/critic learning rate")
+    p.add_argument("--g-lr", type=float, default=None, help="generator learning rate")
+    p.add_argument("--joint", action="store_true",
+                   help="unconditional GANs: train on image+mask instead of the image alone")
+    p.add_argument("--latent-dim", type=_positive_int, default=None, help="size of the latent vector")
+    p.add_argument("--width", type=_positive_int, default=None, help="base number of filters")
+    p.add_argument("--n-critic", type=_positive_int, default=None, help="critic steps per generator step")
+    p.add_argument("--augment", default=None,
+                   help="cwgan-gp: DiffAugment policy, e.g. translation,cutout,brightness,contrast")
+    p.add_argument("--gp-weight", type=float, default=None, help="cwgan-gp: gradient penalty weight")
+    p.add_argument("--label-smoothing", type=float, default=None, help="gan/dcgan: one-sided label smoothing")
+    p.add_argument("--feature-matching", action="store_const", const=True, default=None,
+                   help="gan/dcgan: feature-matching generator loss")
+    p.add_argument("--clip-value", type=float, default=None, help="wgan: weight clipping bound c")
+    p.add_argument("--set", action="append", type=_parse_option, metavar="KEY=VALUE",
+                   help="any other option of the model's factory (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "generate", help="generate a synthetic image+mask dataset from a trained cwgan-gp run",
+        description="Draw N (image, mask) pairs from the conditional generator of a run and write "
+                    "them as a dataset directory in the same contract as real data (so the U-Net "
+                    "and the metrics use it unchanged), optionally with PNG pairs, NIfTI stacks and "
+                    "manifest.csv. Same run and seed: identical dataset.npz.")
+    p.add_argument("--run", required=True, help="run directory written by `mrigan-tf train`")
+    p.add_argument("--n", type=_positive_int, default=10_000,
+                   help="number of pairs in total, or per class with --per-class (default 10000)")
+    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--per-class", action="store_true", help="--n pairs for each class")
+    p.add_argument("--proportions", type=_proportions, default=None,
+                   help="class proportions, e.g. 0.7,0.3 (default: equal)")
+    p.add_argument("--format", default="npz", help="npz (always), png, nifti; e.g. npz,png,nifti")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of pairs in the val split (0.1)")
+    p.add_argument("--batch-size", type=_positive_int, default=500, help="generation batch size (500)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser(
         "demo", help="run the main job end to end on the embedded dataset",

@@ -137,3 +137,52 @@ def tiny_dataset_dir(tmp_path, tiny_dataset) -> Path:
     """The tiny dataset saved in the contract under tmp_path/'tiny'."""
     from mrigan_tf.data.contract import save_dataset
     return save_dataset(tiny_dataset, tmp_path / "tiny")
+
+
+# ## Toy training data and a tiny trained run (shared by the training and synthesis tests)
+
+def build_squares_dataset(n_subjects: int = 8, slices: int = 8, size: int = 16,
+                          seed: int = 0) -> PreparedDataset:
+    """Class 0: blank slices; class 1: a bright square with its mask. Split by subject."""
+    rng = np.random.default_rng(seed)
+    n = n_subjects * slices
+    images = np.full((n, size, size, 1), -1.0, np.float32)
+    images += rng.uniform(0, 0.2, images.shape).astype(np.float32)
+    masks = np.zeros((n, size, size, 1), np.uint8)
+    labels = np.tile(np.arange(slices) % 2, n_subjects).astype(np.int32)
+    for i in np.flatnonzero(labels):
+        r, c = rng.integers(2, size - 7, 2)
+        images[i, r:r + 5, c:c + 5] = 0.9
+        masks[i, r:r + 5, c:c + 5] = 1
+    subjects = np.repeat([f"toy-{s}" for s in range(n_subjects)], slices)
+    split_of = {f"toy-{s}": ("test" if s == 0 else "val" if s == 1 else "train")
+                for s in range(n_subjects)}
+    split = np.array([split_of[s] for s in subjects])
+    meta = {"class_names": ["healthy", "tumor"], "image_size": size, "source": "toy",
+            "modality": "toy squares", "seed": seed}
+    return PreparedDataset(images, masks, labels, subjects, split, meta)
+
+
+@pytest.fixture(scope="session")
+def squares_dir(tmp_path_factory) -> Path:
+    from mrigan_tf.data.contract import save_dataset
+
+    out = tmp_path_factory.mktemp("squares") / "data"
+    save_dataset(build_squares_dataset(), out)
+    return out
+
+
+TINY_CWGAN = {"latent_dim": 8, "width": 8, "n_critic": 2}
+
+
+@pytest.fixture(scope="session")
+def tiny_cwgan_run(tmp_path_factory, squares_dir) -> Path:
+    """A cwgan-gp run trained for 2 epochs of 3 steps on the toy squares."""
+    from mrigan_tf.training.runner import TrainConfig, train_gan
+
+    run = tmp_path_factory.mktemp("runs") / "cwgan"
+    config = TrainConfig(model="cwgan-gp", data=str(squares_dir), epochs=2, steps_per_epoch=3,
+                         batch_size=8, jit_compile=False, samples=4,
+                         model_options=dict(TINY_CWGAN))
+    train_gan(config, run, verbose=0)
+    return run

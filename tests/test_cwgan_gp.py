@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from mrigan_tf.models.cwgan_gp import (ConditionalWGANGP, build_conditional_critic,
-                                       build_conditional_generator, build_cwgan_gp,
+                                       build_conditional_generator, make_cwgan_gp,
                                        gradient_penalty)
 
 
@@ -106,7 +106,7 @@ def _toy_data(n=64, size=16, seed=0):
 
 def _small_model(**kwargs):
     keras.utils.set_random_seed(0)
-    return build_cwgan_gp(16, latent_dim=16, width=16, seed=0, **kwargs)
+    return make_cwgan_gp((16, 16, 2), latent_dim=16, width=16, seed=0, **kwargs)
 
 
 def test_train_step_updates_both_players_and_logs_its_losses():

@@ -167,19 +167,27 @@ def save_dataset(ds: PreparedDataset, out_dir: str | os.PathLike, overwrite: boo
     """
     validate_dataset(ds, out_dir)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
-        write_npz_deterministic(tmp / ARRAYS_FILE, {
-            "images": ds.images, "masks": ds.masks, "labels": ds.labels,
-            "subjects": ds.subjects, "split": ds.split,
-        })
-        meta = dict(ds.meta)
-        meta["counts"] = ds.counts()
-        meta["num_slices"] = len(ds)
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_dataset_files(ds, tmp)
         for name, payload in (extra_files or {}).items():
             dest = tmp / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(payload)
     return Path(out_dir)
+
+
+def write_dataset_files(ds: PreparedDataset, directory: Path) -> None:
+    """Write dataset.npz and meta.json into an existing (temporary) directory.
+
+    Not atomic by itself: callers write into an ``atomic_directory``.
+    """
+    write_npz_deterministic(directory / ARRAYS_FILE, {
+        "images": ds.images, "masks": ds.masks, "labels": ds.labels,
+        "subjects": ds.subjects, "split": ds.split,
+    })
+    meta = dict(ds.meta)
+    meta["counts"] = ds.counts()
+    meta["num_slices"] = len(ds)
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def write_npz_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> None:

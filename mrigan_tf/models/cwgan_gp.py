@@ -159,6 +159,8 @@ class ConditionalWGANGP(BaseGAN):
     """
 
     METRIC_NAMES = ("d_loss", "g_loss", "gp", "wasserstein")
+    #: Trained on (joint image+mask, class) batches and sampled per class.
+    CONDITIONAL = True
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int = 128,
                  num_classes: int = 2, gp_weight: float = 10.0, n_critic: int = 5,
@@ -268,11 +270,17 @@ class ConditionalWGANGP(BaseGAN):
                 "image_channels": self.image_channels}
 
 
-def build_cwgan_gp(image_size: int = 64, num_classes: int = 2, latent_dim: int = 128,
-                   width: int = 64, channels: int = 2, critic_norm: str = "layer",
-                   **model_kwargs) -> ConditionalWGANGP:
-    """A ConditionalWGANGP with the default generator and critic for ``image_size``."""
-    generator = build_conditional_generator(image_size, channels, latent_dim, num_classes, width)
-    critic = build_conditional_critic(image_size, channels, num_classes, width, critic_norm)
+def make_cwgan_gp(image_shape=(64, 64, 2), num_classes: int = 2, latent_dim: int = 128,
+                  width: int = 64, critic_norm: str = "layer", gp_weight: float = 10.0,
+                  n_critic: int = 5, drift_weight: float = 0.0, augment: str = "",
+                  seed: int | None = None) -> ConditionalWGANGP:
+    """A ConditionalWGANGP with the default generator and critic for ``image_shape``.
+
+    ``image_shape`` is (H, W, C): C = 2 for the joint (image, mask) tensor.
+    """
+    size, _, channels = check_image_shape(tuple(image_shape))
+    generator = build_conditional_generator(size, channels, latent_dim, num_classes, width)
+    critic = build_conditional_critic(size, channels, num_classes, width, critic_norm)
     return ConditionalWGANGP(generator, critic, latent_dim=latent_dim, num_classes=num_classes,
-                             image_channels=channels - 1 if channels > 1 else 1, **model_kwargs)
+                             gp_weight=gp_weight, n_critic=n_critic, drift_weight=drift_weight,
+                             augment=augment, image_channels=1, seed=seed)

@@ -1,0 +1,224 @@
+"""Train any GAN of the package on a dataset directory, into a resumable run directory.
+
+``mrigan-tf train`` and the notebooks call ``train_gan``. A run directory holds
+
+    config.json        what was trained, on what, with which settings (enough to rebuild it)
+    backup/            Keras BackupAndRestore state: weights, both optimizers, epoch counter
+    samples/           a fixed-noise sample grid per epoch (PNG)
+    history.csv        the logged losses, one row per epoch (appended on resume)
+    loss_curves.png    the same, drawn
+    model.keras        the trained model (written when training completes)
+
+Training is counted in *epochs* of ``steps_per_epoch`` generator steps; ``--steps N`` sets
+the number of epochs so that at least N steps run. A backup is written at the end of every
+epoch, so a run killed mid-way (Ctrl-C, a Colab disconnect) resumes with ``--resume`` from
+its last finished epoch, with both optimizers' iteration counts and the epoch counter
+restored: it ends exactly where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from mrigan_tf import __version__
+from mrigan_tf.atomic import atomic_file
+from mrigan_tf.data.contract import load_dataset
+from mrigan_tf.data.pipeline import make_dataset
+from mrigan_tf.errors import DataError, MriganError
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+BACKUP_DIR = "backup"
+HISTORY_FILE = "history.csv"
+
+
+def model_families() -> dict[str, tuple[Any, type]]:
+    """Model name (as on the command line) -> (factory, class)."""
+    from mrigan_tf.models import FAMILIES
+    from mrigan_tf.models.cwgan_gp import ConditionalWGANGP, make_cwgan_gp
+
+    return {**FAMILIES, "cwgan-gp": (make_cwgan_gp, ConditionalWGANGP)}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as ``config.json``."""
+
+    model: str
+    data: str
+    epochs: int | None = None
+    steps: int | None = None
+    steps_per_epoch: int | None = None     # default: one pass over the training split
+    batch_size: int = 64
+    seed: int = 0
+    jit_compile: bool = True
+    d_learning_rate: float | None = None   # None: the family's paper default
+    g_learning_rate: float | None = None
+    joint: bool | None = None              # train on image+mask; default: only for conditional models
+    samples: int = 16
+    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model not in model_families():
+            raise MriganError(f"unknown model {self.model!r}; choose one of "
+                              f"{', '.join(sorted(model_families()))}")
+        if (self.epochs is None) == (self.steps is None):
+            raise MriganError("give exactly one of --epochs N or --steps N")
+        for name in ("epochs", "steps", "steps_per_epoch", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise MriganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+    @property
+    def conditional(self) -> bool:
+        return bool(getattr(model_families()[self.model][1], "CONDITIONAL", False))
+
+    @property
+    def uses_joint(self) -> bool:
+        return self.conditional if self.joint is None else bool(self.joint)
+
+    # What may differ between a run and its resumption: how long it trains.
+    RESUMABLE_CHANGES = ("epochs", "steps")
+
+
+def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int):
+    """A fresh, compiled model for ``config``."""
+    factory, model_class = model_families()[config.model]
+    options = dict(config.model_options)
+    options.setdefault("seed", config.seed)
+    if config.conditional:
+        options.setdefault("num_classes", num_classes)
+    try:
+        model = factory(image_shape, **options)
+    except TypeError as exc:
+        raise MriganError(f"bad option for model {config.model!r}: {exc}") from None
+    d_opt, g_opt = model_class.default_optimizers()
+    if config.d_learning_rate is not None:
+        d_opt.learning_rate = config.d_learning_rate
+    if config.g_learning_rate is not None:
+        g_opt.learning_rate = config.g_learning_rate
+    model.compile(d_opt, g_opt, jit_compile=config.jit_compile)
+    return model
+
+
+def _check_resume(run_dir: Path, config: TrainConfig) -> None:
+    saved = json.loads((run_dir / CONFIG_FILE).read_text())["train"]
+    current = dataclasses.asdict(config)
+    differs = [k for k in current if k not in TrainConfig.RESUMABLE_CHANGES
+               and saved.get(k) != current[k]]
+    if differs:
+        raise MriganError(f"{run_dir / CONFIG_FILE}: cannot resume with different settings "
+                          f"({', '.join(f'{k}: {saved.get(k)!r} -> {current[k]!r}' for k in differs)})")
+
+
+def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
+              callbacks: list[keras.callbacks.Callback] | None = None, verbose: int | str = "auto",
+              show_samples: bool = False):
+    """Train ``config.model`` on ``config.data``; returns ``(model, history_dict)``.
+
+    ``resume`` continues the run in ``run_dir`` from its last finished epoch; without it,
+    ``run_dir`` must not exist yet (or be empty).
+    """
+    from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
+
+    run_dir = Path(run_dir)
+    if resume:
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise DataError(run_dir, "nothing to resume: no config.json here (start the run "
+                            "without --resume)")
+        _check_resume(run_dir, config)
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise DataError(run_dir, "run directory already exists; pass --resume to continue it "
+                        "or choose another --out")
+
+    dataset = load_dataset(config.data)
+    keras.utils.set_random_seed(config.seed)
+    output = "joint" if config.uses_joint else "image"
+    train_split = dataset.select("train")
+    if len(train_split) < config.batch_size:
+        raise DataError(config.data, f"the train split holds {len(train_split)} slices, fewer "
+                        f"than the batch size {config.batch_size}; lower --batch-size")
+    steps_per_epoch = config.steps_per_epoch or len(train_split) // config.batch_size
+    epochs = config.epochs or math.ceil(config.steps / steps_per_epoch)
+    channels = 2 if output == "joint" else 1
+    image_shape = (dataset.image_size, dataset.image_size, channels)
+    model = build_model(config, image_shape, dataset.num_classes)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_file(run_dir / CONFIG_FILE) as tmp:
+        tmp.write_text(json.dumps({
+            "train": dataclasses.asdict(config),
+            "image_shape": list(image_shape),
+            "class_names": dataset.class_names,
+            "steps_per_epoch": steps_per_epoch,
+            "epochs": epochs,
+            "data_source": dataset.meta.get("source"),
+            "data_modality": dataset.meta.get("modality"),
+            "package_version": __version__,
+            "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+        }, indent=2) + "\n")
+
+    data = make_dataset(dataset, "train", batch_size=config.batch_size, output=output,
+                        seed=config.seed, repeat=True)
+    all_callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), save_freq="epoch",
+                                         delete_checkpoint=False),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
+        SampleGridCallback(run_dir / "samples", n=config.samples, seed=config.seed,
+                           show=show_samples),
+        LossHistoryPlot(run_dir / "loss_curves.png"),
+        *(callbacks or []),
+    ]
+    t0 = time.perf_counter()
+    history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                        callbacks=all_callbacks, verbose=verbose, shuffle=False)
+    elapsed = time.perf_counter() - t0
+    with atomic_file(run_dir / MODEL_FILE) as tmp:
+        model.save(tmp)
+    summary = {"seconds": round(elapsed, 1), "epochs": epochs,
+               "generator_steps": int(model.g_optimizer.iterations.numpy()),
+               "critic_steps": int(model.d_optimizer.iterations.numpy())}
+    (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return model, history.history
+
+
+def load_run(run_dir: str | os.PathLike):
+    """The trained model of a run directory, and its saved configuration.
+
+    Prefers ``model.keras``; a run that was stopped before finishing falls back to its last
+    backup (the weights of the last finished epoch).
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise DataError(run_dir, "not a run directory (no config.json); train one with "
+                        "`mrigan-tf train --out DIR ...`")
+    saved = json.loads(config_path.read_text())
+    model_path = run_dir / MODEL_FILE
+    model_families()   # importing the model modules registers their classes for loading
+
+    if model_path.is_file():
+        try:
+            model = keras.models.load_model(model_path)
+        except Exception as exc:  # a truncated or foreign file: say which
+            raise DataError(model_path, f"cannot load the model ({type(exc).__name__}: {exc})") from None
+        return model, saved, model_path
+    backup = run_dir / BACKUP_DIR / "latest.weights.h5"
+    if not backup.is_file():
+        raise DataError(run_dir, "holds neither model.keras nor a backup: was training "
+                        "started here?")
+    train = dict(saved["train"])
+    config = TrainConfig(**train)
+    model = build_model(config, tuple(saved["image_shape"]), len(saved["class_names"]))
+    model.load_weights(backup)
+    return model, saved, backup

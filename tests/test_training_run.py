@@ -1,0 +1,124 @@
+"""Run directories: what training writes, and resuming after an interruption."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from mrigan_tf.cli import main
+from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.training.runner import TrainConfig, load_run, train_gan
+from conftest import TINY_CWGAN
+
+
+def _config(data, **kwargs):
+    base = dict(model="cwgan-gp", data=str(data), steps_per_epoch=3, batch_size=8,
+                jit_compile=False, samples=4, model_options=dict(TINY_CWGAN))
+    base.update(kwargs)
+    return TrainConfig(**base)
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_run_directory_holds_everything(tiny_cwgan_run):
+    run = tiny_cwgan_run
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["model"] == "cwgan-gp" and config["class_names"] == ["healthy", "tumor"]
+    assert config["image_shape"] == [16, 16, 2]
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
+        "samples_epoch0001.png", "samples_epoch0002.png"]
+    rows = _rows(run / "history.csv")
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert all(np.isfinite(float(r["d_loss"])) and np.isfinite(float(r["gp"])) for r in rows)
+    assert (run / "loss_curves.png").stat().st_size > 1000
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["generator_steps"] == 6 and summary["critic_steps"] == 12
+    model, _, path = load_run(run)
+    assert path.name == "model.keras" and model.n_critic == 2
+    assert int(model.g_optimizer.iterations) == 6 and int(model.d_optimizer.iterations) == 12
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Simulates a kill (Ctrl-C) in the middle of the epoch after ``epoch``."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._current_epoch == self.epoch and batch == 1:
+            raise KeyboardInterrupt
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+
+def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(squares_dir, tmp_path):
+    full, _ = train_gan(_config(squares_dir, epochs=3), tmp_path / "full", verbose=0)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(_config(squares_dir, epochs=3), tmp_path / "killed", verbose=0,
+                  callbacks=[StopAfterEpoch(1)])      # dies in the 2nd epoch
+    assert not (tmp_path / "killed" / "model.keras").exists()
+    # A stopped run can still be sampled: from its last finished epoch's backup.
+    partial, _, source = load_run(tmp_path / "killed")
+    assert source.name == "latest.weights.h5" and int(partial.g_optimizer.iterations) == 3
+
+    resumed, history = train_gan(_config(squares_dir, epochs=3), tmp_path / "killed",
+                                 resume=True, verbose=0)
+    assert int(resumed.g_optimizer.iterations) == int(full.g_optimizer.iterations) == 9
+    assert int(resumed.d_optimizer.iterations) == int(full.d_optimizer.iterations) == 18
+    # The epoch counter was restored: only epochs 2 and 3 ran again.
+    assert len(history["d_loss"]) == 2
+    assert [r["epoch"] for r in _rows(tmp_path / "killed" / "history.csv")] == ["0", "1", "2"]
+
+
+def test_resume_can_extend_but_not_change_a_run(tiny_cwgan_run, squares_dir, tmp_path):
+    with pytest.raises(MriganError, match="cannot resume with different settings"):
+        train_gan(_config(squares_dir, epochs=2, batch_size=4), tiny_cwgan_run, resume=True)
+    with pytest.raises(DataError, match="already exists"):
+        train_gan(_config(squares_dir, epochs=2), tiny_cwgan_run)
+    with pytest.raises(DataError, match="nothing to resume"):
+        train_gan(_config(squares_dir, epochs=2), tmp_path / "new", resume=True)
+
+
+@pytest.mark.parametrize("family,options", [
+    ("gan", {"latent_dim": 8, "generator_units": [32], "discriminator_units": [32]}),
+    ("dcgan", {"latent_dim": 8, "width": 8}),
+    ("wgan", {"latent_dim": 8, "width": 8, "n_critic": 2}),
+])
+def test_every_gan_of_the_walk_trains_through_the_runner(family, options, squares_dir, tmp_path):
+    config = _config(squares_dir, model=family, epochs=1, model_options=options)
+    model, history = train_gan(config, tmp_path / family, verbose=0)
+    assert model.image_shape == (16, 16, 1)          # unconditional: the image alone
+    assert all(np.isfinite(v[-1]) for v in history.values())
+    assert (tmp_path / family / "model.keras").is_file()
+
+
+def test_cli_train_and_its_errors(squares_dir, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["train", "--model", "cwgan-gp", "--data", str(squares_dir), "--out", str(out),
+                 "--steps", "4", "--steps-per-epoch", "2", "--batch-size", "8", "--no-jit",
+                 "--latent-dim", "8", "--width", "8", "--n-critic", "1",
+                 "--augment", "translation,cutout", "--quiet"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["epochs"] == 2 and saved["train"]["model_options"]["augment"] == "translation,cutout"
+    capsys.readouterr()
+    assert main(["train", "--model", "nope", "--data", str(squares_dir), "--out",
+                 str(tmp_path / "x"), "--epochs", "1"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["train", "--model", "dcgan", "--data", str(tmp_path / "missing"), "--out",
+                 str(tmp_path / "y"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "missing" in err and "not found" in err and not (tmp_path / "y").exists()
+    assert main(["train", "--model", "dcgan", "--data", str(squares_dir), "--out",
+                 str(tmp_path / "z"), "--epochs", "1", "--batch-size", "8",
+                 "--set", "nonsense=3"]) == 2
+    assert "bad option" in capsys.readouterr().err
