@@ -100,8 +100,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from mrigan_tf.demo import STAGES_NOT_YET_AVAILABLE, run_demo
 
     out = run_demo(args.out, subjects=args.subjects, size=args.size, seed=args.seed,
+                   train_minutes=args.train_minutes, max_steps=args.steps,
+                   n_synthetic=args.n_synthetic, jit_compile=not args.no_jit,
                    progress=not args.quiet)
-    print(f"demo written to {out}: phantom/, phantom_grid.png, report.md")
+    print(f"demo written to {out}: report.md, real_vs_synthetic.png, loss_curves.png, "
+          "phantom_grid.png, phantom/, run/, synthetic/")
     print("not in this version yet: " + "; ".join(STAGES_NOT_YET_AVAILABLE))
     return 0
 
@@ -191,12 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo", help="run the main job end to end on the embedded dataset",
-        description="The pipeline on the embedded phantom dataset: build the data, and write "
-                    "pictures and a report under --out.")
+        description="The pipeline on the embedded phantom dataset: simulate the data, train the "
+                    "conditional WGAN-GP within a CPU time budget, generate a synthetic "
+                    "image+mask dataset, and write pictures and report.md under --out.")
     p.add_argument("--out", default=os.path.join("runs", "demo"), help="output directory (default runs/demo)")
     p.add_argument("--subjects", type=_positive_int, default=40, help="phantom subjects (default 40)")
     p.add_argument("--size", type=int, default=64, help="slice size in pixels (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--train-minutes", type=float, default=8.0,
+                   help="training time budget in minutes (default 8)")
+    p.add_argument("--steps", type=_positive_int, default=1000,
+                   help="at most this many generator steps (default 1000)")
+    p.add_argument("--n-synthetic", type=_positive_int, default=10_000,
+                   help="synthetic pairs to generate (default 10000)")
+    p.add_argument("--no-jit", action="store_true", help="turn XLA compilation off")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -58,22 +58,43 @@ def plot_slice_grid(images: np.ndarray, masks: np.ndarray | None = None,
     return fig
 
 
+def _class_row(ds: PreparedDataset, label: int, n: int, rng: np.random.Generator):
+    """``n`` random slices of class ``label`` (blank padding when the class has fewer)."""
+    idx = np.flatnonzero(ds.labels == label)
+    pick = np.sort(rng.choice(idx, size=min(n, idx.size), replace=False)) if idx.size else []
+    blank_image = np.full(ds.images.shape[1:], -1.0, np.float32)
+    blank_mask = np.zeros(ds.masks.shape[1:], np.uint8)
+    images = [ds.images[i] for i in pick] + [blank_image] * (n - len(pick))
+    masks = [ds.masks[i] for i in pick] + [blank_mask] * (n - len(pick))
+    subjects = [str(ds.subjects[i]) for i in pick] + ["(none)"] * (n - len(pick))
+    return images, masks, subjects
+
+
 def plot_dataset_classes(dataset: PreparedDataset, per_class: int = 8, seed: int = 0,
                          path: str | os.PathLike | None = None, title: str | None = None):
     """One row per class of randomly chosen slices with mask overlays."""
     rng = np.random.default_rng(seed)
     images, masks, titles = [], [], []
     for k, name in enumerate(dataset.class_names):
-        idx = np.flatnonzero(dataset.labels == k)
-        pick = np.sort(rng.choice(idx, size=min(per_class, idx.size), replace=False)) if idx.size else []
-        for j in range(per_class):
-            if j < len(pick):
-                images.append(dataset.images[pick[j]])
-                masks.append(dataset.masks[pick[j]])
-                titles.append(f"{name} | {dataset.subjects[pick[j]]}")
-            else:
-                images.append(np.full(dataset.images.shape[1:], -1.0, np.float32))
-                masks.append(np.zeros(dataset.masks.shape[1:], np.uint8))
-                titles.append(f"{name} | (none)")
+        row_images, row_masks, subjects = _class_row(dataset, k, per_class, rng)
+        images += row_images
+        masks += row_masks
+        titles += [f"{name} | {s}" for s in subjects]
+    return plot_slice_grid(np.stack(images), np.stack(masks), titles, ncols=per_class,
+                           path=path, suptitle=title)
+
+
+def plot_real_vs_synthetic(real: PreparedDataset, synthetic: PreparedDataset, per_class: int = 8,
+                           seed: int = 0, path: str | os.PathLike | None = None,
+                           title: str | None = None):
+    """Per class, a row of real slices above a row of synthetic ones, masks in red."""
+    rng = np.random.default_rng(seed)
+    images, masks, titles = [], [], []
+    for k, name in enumerate(real.class_names):
+        for source, ds in (("real", real), ("synthetic", synthetic)):
+            row_images, row_masks, _ = _class_row(ds, k, per_class, rng)
+            images += row_images
+            masks += row_masks
+            titles += [f"{source} {name}"] * per_class
     return plot_slice_grid(np.stack(images), np.stack(masks), titles, ncols=per_class,
                            path=path, suptitle=title)
