@@ -23,6 +23,11 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 SMOKE_PARAMETERS: dict[str, dict] = {
     "01_preprocessing.ipynb": {"SUBJECTS": 6, "SIZE": 32, "OUT_DIR": "data/phantom"},
+    "05_conditional_wgan_gp.ipynb": {
+        "SUBJECTS": 6, "SIZE": 16, "STEPS": 4, "STEPS_PER_EPOCH": 2, "BATCH_SIZE": 8,
+        "WIDTH": 8, "LATENT_DIM": 8, "N_CRITIC": 2, "JIT_COMPILE": False},
+    "08_synthetic_dataset.ipynb": {
+        "N": 40, "FORMATS": "npz,png,nifti", "FALLBACK_STEPS": 2, "FALLBACK_SIZE": 16},
 }
 
 
