@@ -62,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             options[name] = value
     config = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, steps=args.steps,
                          steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-                         seed=args.seed, jit_compile=not args.no_jit,
+                         seed=args.seed, jit_compile=args.jit,
                          d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
                          joint=True if args.joint else None, model_options=options)
     _, history = train_gan(config, args.out, resume=args.resume,
@@ -101,7 +101,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = run_demo(args.out, subjects=args.subjects, size=args.size, seed=args.seed,
                    train_minutes=args.train_minutes, max_steps=args.steps,
-                   n_synthetic=args.n_synthetic, jit_compile=not args.no_jit,
+                   n_synthetic=args.n_synthetic, jit_compile=args.jit,
                    progress=not args.quiet)
     print(f"demo written to {out}: report.md, real_vs_synthetic.png, loss_curves.png, "
           "phantom_grid.png, phantom/, run/, synthetic/")
@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--no-jit", action="store_true", help="turn XLA compilation off")
+    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
+                   help="XLA-compile the train step (default: on with a GPU, off on CPU, "
+                        "where XLA's convolutions are slower)")
     p.add_argument("--d-lr", type=float, default=None, help="discriminator/critic learning rate")
     p.add_argument("--g-lr", type=float, default=None, help="generator learning rate")
     p.add_argument("--joint", action="store_true",
@@ -207,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most this many generator steps (default 1000)")
     p.add_argument("--n-synthetic", type=_positive_int, default=10_000,
                    help="synthetic pairs to generate (default 10000)")
-    p.add_argument("--no-jit", action="store_true", help="turn XLA compilation off")
+    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
+                   help="XLA-compile the train step (default: on with a GPU, off on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -39,7 +39,7 @@ FULL_RUN_COMMAND = (
 
 def run_demo(out_dir: str | os.PathLike = "runs/demo", subjects: int = 40, size: int = 64,
              seed: int = 0, train_minutes: float = 8.0, max_steps: int = 1000,
-             n_synthetic: int = 10_000, jit_compile: bool = True,
+             n_synthetic: int = 10_000, jit_compile: bool | None = None,
              progress: bool = True) -> Path:
     """Run the pipeline under ``out_dir``; return it. Previous demo outputs are replaced."""
     from mrigan_tf.data.contract import load_dataset

@@ -77,6 +77,8 @@ def per_replica(loss: tf.Tensor) -> tf.Tensor:
     Each replica computes the mean over its own slice of the batch, and the optimizer *sums*
     the replicas' gradients, so each replica's loss is divided by the number of replicas to
     get the gradient of the global mean. Under the default strategy this divides by 1.
+    Call it inside the ``GradientTape`` block: a division outside it is not recorded, and
+    the tape then finds no path from the loss to any weight.
     """
     return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -119,13 +121,18 @@ class BaseGAN(keras.Model):
 
     def compile(self, d_optimizer: keras.optimizers.Optimizer | None = None,
                 g_optimizer: keras.optimizers.Optimizer | None = None, *,
-                jit_compile: bool = True, run_eagerly: bool = False,
+                jit_compile: bool | None = None, run_eagerly: bool = False,
                 steps_per_execution: int = 1) -> None:
         """Give each player its optimizer (the family's defaults where ``None``).
 
-        ``jit_compile`` is passed to Keras as given, never left on ``"auto"``, which turns
-        XLA off on CPU without saying so.
+        ``jit_compile``: XLA-compile the train step. Keras always gets an explicit bool,
+        never ``"auto"`` (which switches XLA off on CPU without a word); ``model.jit_compile``
+        says what was chosen. ``None`` means on when a GPU is visible, off otherwise: XLA
+        fuses the many small ops of a GAN step on a GPU, but its CPU convolutions are slow
+        (``benchmarks/gan_step.py`` measured DCGAN 1.4x and WGAN 2x slower per step on CPU).
         """
+        if jit_compile is None:
+            jit_compile = self.default_jit_compile()
         default_d, default_g = self.default_optimizers()
         self.d_optimizer = default_d if d_optimizer is None else d_optimizer
         self.g_optimizer = default_g if g_optimizer is None else g_optimizer
@@ -134,12 +141,17 @@ class BaseGAN(keras.Model):
                              "instances: one optimizer's slots cannot serve both players")
         # No Keras-level optimizer: each player has its own, and fit() would otherwise build
         # an unused RMSprop over both players' variables.
-        super().compile(optimizer=None, jit_compile=jit_compile, run_eagerly=run_eagerly,
+        super().compile(optimizer=None, jit_compile=bool(jit_compile), run_eagerly=run_eagerly,
                         steps_per_execution=steps_per_execution)
         # Slot variables must exist before a checkpoint is restored, or the restore
         # skips them and training resumes with fresh Adam/RMSprop statistics.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+
+    @staticmethod
+    def default_jit_compile() -> bool:
+        """What ``compile(jit_compile=None)`` chooses: XLA when a GPU is visible."""
+        return bool(tf.config.list_physical_devices("GPU"))
 
     def get_compile_config(self) -> dict[str, Any] | None:
         if self.d_optimizer is None:

@@ -148,7 +148,7 @@ class VanillaGAN(BaseGAN):
         self.feature_layer = feature_layer
         # f(x) shares the discriminator's layers and weights: a view, not a copy.
         self.feature_extractor = (
-            keras.Model(discriminator.inputs, discriminator.get_layer(feature_layer).output,
+            keras.Model(discriminator.input, discriminator.get_layer(feature_layer).output,
                         name="discriminator_features")
             if feature_matching else None)
 
@@ -164,7 +164,8 @@ class VanillaGAN(BaseGAN):
             real_logits = self.discriminator(real, training=True)
             fake_logits = self.discriminator(fake, training=True)
             d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
-        grads = tape.gradient(per_replica(d_loss), self.discriminator.trainable_variables)
+            scaled_loss = per_replica(d_loss)
+        grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # The generator's step, against the discriminator it just made stronger.
@@ -177,7 +178,8 @@ class VanillaGAN(BaseGAN):
             else:
                 g_loss = non_saturating_generator_loss(
                     self.discriminator(fake, training=True))
-        grads = tape.gradient(per_replica(g_loss), self.generator.trainable_variables)
+            scaled_loss = per_replica(g_loss)
+        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         return self.record(d_loss=d_loss, g_loss=g_loss,

@@ -44,9 +44,8 @@ HISTORY_FILE = "history.csv"
 def model_families() -> dict[str, tuple[Any, type]]:
     """Model name (as on the command line) -> (factory, class)."""
     from mrigan_tf.models import FAMILIES
-    from mrigan_tf.models.cwgan_gp import ConditionalWGANGP, make_cwgan_gp
 
-    return {**FAMILIES, "cwgan-gp": (make_cwgan_gp, ConditionalWGANGP)}
+    return FAMILIES
 
 
 @dataclasses.dataclass
@@ -60,7 +59,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None     # default: one pass over the training split
     batch_size: int = 64
     seed: int = 0
-    jit_compile: bool = True
+    jit_compile: bool | None = None        # None: XLA when a GPU is visible (slower on CPU)
     d_learning_rate: float | None = None   # None: the family's paper default
     g_learning_rate: float | None = None
     joint: bool | None = None              # train on image+mask; default: only for conditional models
