@@ -33,13 +33,18 @@ FAMILIES = ("gan", "dcgan", "wgan")
 
 
 def time_train_step(family: str, image_size: int, batch_size: int, jit_compile: bool,
-                    warmup_steps: int, timed_steps: int, seed: int = 0) -> dict:
-    """Seconds and images/s of ``timed_steps`` train steps of one family's default model."""
+                    warmup_steps: int, timed_steps: int, seed: int = 0, channels: int = 1,
+                    num_classes: int = 1, model_options: dict | None = None) -> dict:
+    """Seconds and images/s of ``timed_steps`` train steps of one family's model.
+
+    ``model_options`` go to the family's factory (default: its default size);
+    ``num_classes`` > 1 gives the batch alternating class labels (conditional models).
+    """
     keras.utils.set_random_seed(seed)
-    model = make_gan(family, (image_size, image_size, 1), seed=seed)
+    model = make_gan(family, (image_size, image_size, channels), seed=seed, **(model_options or {}))
     model.compile(jit_compile=jit_compile)
-    images = tf.random.uniform((batch_size, image_size, image_size, 1), -1.0, 1.0, seed=seed)
-    labels = tf.zeros((batch_size,), tf.int32)
+    images = tf.random.uniform((batch_size, image_size, image_size, channels), -1.0, 1.0, seed=seed)
+    labels = tf.range(batch_size, dtype=tf.int32) % max(num_classes, 1)
     step = tf.function(model.train_step, jit_compile=jit_compile)
 
     compile_start = time.perf_counter()

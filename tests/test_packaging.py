@@ -84,3 +84,12 @@ def test_readme_is_honest_about_the_embedded_data():
     readme = (ROOT / "README.md").read_text()
     assert "not patient data" in readme
     assert "MNI152" in readme and "McGill" in readme
+
+
+def test_readme_lists_every_notebook_with_a_colab_badge():
+    readme = (ROOT / "README.md").read_text()
+    linked = set(re.findall(r"\(notebooks/([\w.-]+\.ipynb)\)", readme))
+    badges = set(re.findall(r"blob/main/notebooks/([\w.-]+\.ipynb)", readme))
+    on_disk = {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert linked == on_disk, f"README table vs notebooks/: {sorted(linked ^ on_disk)}"
+    assert badges >= on_disk
