@@ -1,8 +1,9 @@
 """Every notebook runs top to bottom, headless, with smoke parameters (tiny data, few steps).
 
-Papermill injects ``SMOKE_PARAMETERS[name]`` after the cell tagged ``parameters``, so the
-notebooks keep their real teaching defaults and CI still runs them in seconds. A notebook
-added to ``notebooks/`` without an entry here fails ``test_every_notebook_has_smoke_parameters``:
+Papermill injects the notebook's ``tests/smoke_parameters/<stem>.json`` after the cell tagged
+``parameters``, so the notebooks keep their real teaching defaults and CI still runs them in
+seconds. A notebook
+added to ``notebooks/`` without its smoke file fails ``test_every_notebook_has_smoke_parameters``:
 it cannot slip in untested.
 """
 
@@ -21,14 +22,11 @@ import mrigan_tf
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
+SMOKE_DIR = Path(__file__).resolve().parent / "smoke_parameters"
+# One JSON file per notebook (tests/smoke_parameters/<notebook stem>.json), so that adding a
+# notebook never means editing another notebook's entry.
 SMOKE_PARAMETERS: dict[str, dict] = {
-    "01_preprocessing.ipynb": {"SUBJECTS": 6, "SIZE": 32, "OUT_DIR": "data/phantom"},
-    "05_conditional_wgan_gp.ipynb": {
-        "SUBJECTS": 6, "SIZE": 16, "STEPS": 4, "STEPS_PER_EPOCH": 2, "BATCH_SIZE": 8,
-        "WIDTH": 8, "LATENT_DIM": 8, "N_CRITIC": 2, "JIT_COMPILE": False},
-    "08_synthetic_dataset.ipynb": {
-        "N": 40, "FORMATS": "npz,png,nifti", "FALLBACK_STEPS": 2, "FALLBACK_SIZE": 16},
-}
+    f"{p.stem}.ipynb": json.loads(p.read_text()) for p in sorted(SMOKE_DIR.glob("*.json"))}
 
 
 def _cells(path: Path) -> list[dict]:
