@@ -1,0 +1,391 @@
+"""
+Title: Training a U-Net segmenter on a prepared dataset, and scoring it per slice and per subject
+Description: the downstream task, on real or synthetic data alike (the same dataset contract).
+
+``mrigan-tf train --model unet`` and the notebooks call ``train_unet``. It trains
+``mrigan_tf.models.unet`` with ``fit()`` on the *train* split of a dataset directory, watches
+the *val* split, and writes a run directory laid out like a GAN run
+(``mrigan_tf.training.runner``):
+
+    config.json            what was trained, on what, with which settings
+    backup/                Keras BackupAndRestore state (weights, optimizer, epoch counter)
+    history.csv            loss, Dice, IoU (and their val_ versions), one row per epoch
+    loss_curves.png        the same, drawn
+    model.keras            the trained model (written when training completes)
+    training_summary.json  time, epochs, optimizer steps, last logged values
+    evaluation.json        ``evaluate_segmentation`` on the test split, when there is one
+
+## Augmentation
+
+A brain is roughly symmetric about its mid-sagittal plane, so a left-right flip of an axial
+slice is another plausible slice, and the flipped mask is its right answer. Flips are drawn
+per slice from a stateless generator keyed by (seed, batch number): the same seed gives the
+same flips, whatever tf.data's parallelism does. Up-down flips are not used: an axial slice
+upside down is not anatomy.
+
+## Which numbers to report
+
+The ``DiceCoefficient`` logged during training pools every pixel of the epoch (cheap, stable,
+good to watch). ``evaluate_segmentation`` gives the numbers papers report:
+
+* **per slice**, on the slices whose true mask is not empty: mean Dice and IoU. Each slice
+  counts once, however small its tumor (the small ones are the hard ones);
+* **false positives on healthy slices** (true mask empty): the share of them on which the
+  model draws any tumor at all. A Dice over tumor slices alone cannot see these mistakes;
+* **per subject (3-D)**: the counts of all of a subject's slices pooled, ``2|Y ^ P| / (|Y| + |P|)``
+  over the subject's volume, averaged over the subjects that have a tumor. This is how
+  BraTS scores a segmentation.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrigan_tf import __version__
+from mrigan_tf.atomic import atomic_file
+from mrigan_tf.data.contract import PreparedDataset, load_dataset
+from mrigan_tf.data.pipeline import make_dataset
+from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.models.unet import THRESHOLD, build_unet, compile_unet
+from mrigan_tf.training.runner import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,
+                                       _check_resume)
+
+MODEL_NAME = "unet"
+SUMMARY_FILE = "training_summary.json"
+EVALUATION_FILE = "evaluation.json"
+MAX_DEPTH = 4
+MIN_BOTTLENECK = 4   # pixels: a coarser bottleneck sees nothing but a handful of numbers
+
+
+# ## The configuration
+
+@dataclasses.dataclass
+class SegmentationConfig:
+    """Everything that defines a U-Net training run; saved in ``config.json`` under "train".
+
+    ``model_options`` go to ``build_unet`` (``depth``, ``width``, ``norm``, ``dropout``);
+    ``depth`` defaults to the deepest U-Net (at most 4 poolings) whose bottleneck keeps at
+    least 4 x 4 pixels: 4 at 64 px, 2 at 16 px.
+    """
+
+    data: str
+    model: str = MODEL_NAME
+    epochs: int | None = None
+    steps: int | None = None
+    steps_per_epoch: int | None = None     # default: one pass over the training split
+    batch_size: int = 32
+    seed: int = 0
+    learning_rate: float = 1e-3
+    jit_compile: bool | None = None        # None: XLA when a GPU is visible
+    augment: bool = True                   # random left-right flips of image and mask together
+    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model != MODEL_NAME:
+            raise MriganError(f"SegmentationConfig trains {MODEL_NAME!r}, got model {self.model!r}")
+        if (self.epochs is None) == (self.steps is None):
+            raise MriganError("give exactly one of --epochs N or --steps N")
+        for name in ("epochs", "steps", "steps_per_epoch", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise MriganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if not self.learning_rate > 0:
+            raise MriganError(f"--lr must be positive, got {self.learning_rate}")
+
+
+def default_depth(image_size: int) -> int:
+    """The deepest U-Net (<= 4 poolings) whose bottleneck is still >= 4 px and exact."""
+    depth = 1
+    while (depth < MAX_DEPTH and image_size % 2 ** (depth + 1) == 0
+           and image_size // 2 ** (depth + 1) >= MIN_BOTTLENECK):
+        depth += 1
+    return depth
+
+
+def resolve_jit_compile(jit_compile: bool | None) -> bool:
+    """``None`` -> XLA when a GPU is visible (XLA's CPU convolutions are slower)."""
+    if jit_compile is None:
+        return bool(tf.config.list_physical_devices("GPU"))
+    return bool(jit_compile)
+
+
+def build_segmenter(config: SegmentationConfig, image_size: int) -> keras.Model:
+    """A fresh, compiled U-Net for ``config``; the same seed gives the same initial weights."""
+    options = dict(config.model_options)
+    options.setdefault("depth", default_depth(image_size))
+    options.setdefault("seed", config.seed)
+    keras.utils.set_random_seed(config.seed)
+    try:
+        model = build_unet(image_size, **options)
+    except (TypeError, ValueError) as exc:
+        raise MriganError(f"bad option for model 'unet': {exc}") from None
+    return compile_unet(model, learning_rate=config.learning_rate,
+                        jit_compile=resolve_jit_compile(config.jit_compile))
+
+
+# ## The input pipeline
+
+def flip_pairs(images: tf.Tensor, masks: tf.Tensor, seed: int, batch_number: tf.Tensor):
+    """Flip half of the (image, mask) pairs of a batch left-right, the same way for both."""
+    n = tf.shape(images)[0]
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(batch_number, tf.int64)])
+    flip = tf.random.stateless_uniform([n, 1, 1, 1], seed=key) < 0.5
+    return (tf.where(flip, tf.reverse(images, axis=[2]), images),
+            tf.where(flip, tf.reverse(masks, axis=[2]), masks))
+
+
+def segmentation_batches(data: PreparedDataset, batch_size: int, seed: int = 0,
+                         training: bool = True, augment: bool = False) -> tf.data.Dataset:
+    """(image, mask) batches of every slice of ``data``.
+
+    ``training``: shuffled, repeated forever, every batch full (``fit`` counts steps); an
+    input smaller than a batch is fine, since the repetition comes before the batching.
+    Otherwise: one ordered pass, the last batch possibly smaller.
+    """
+    # repeat-then-batch never yields a short batch, so make_dataset's "fewer slices than
+    # the batch size" guard (meant for one pass) does not apply to training streams.
+    ds = make_dataset(data, split=None, batch_size=batch_size, output="segmentation",
+                      shuffle=training, seed=seed, repeat=training, drop_remainder=False,
+                      cache=False)
+    if training and augment:
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter())).map(
+            lambda pair, step: flip_pairs(pair[0], pair[1], seed, step),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def fit_unet(model: keras.Model, train: PreparedDataset, epochs: int, steps_per_epoch: int,
+             batch_size: int = 32, seed: int = 0, augment: bool = False,
+             val: PreparedDataset | None = None, callbacks: list | None = None,
+             verbose: int | str = "auto") -> keras.callbacks.History:
+    """``model.fit`` on every slice of ``train`` for exactly ``epochs * steps_per_epoch`` steps.
+
+    ``val`` (optional) is scored after each epoch; it never influences the weights.
+    """
+    stream = segmentation_batches(train, batch_size, seed=seed, training=True, augment=augment)
+    validation = (segmentation_batches(val, batch_size, training=False)
+                  if val is not None and len(val) else None)
+    return model.fit(stream, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                     validation_data=validation, callbacks=callbacks or [], verbose=verbose)
+
+
+# ## Training into a run directory
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv of an earlier (interrupted) run, so resumed curves continue it."""
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")]
+            for k in (rows[0] if rows else {}) if k != "epoch"}
+
+
+def train_unet(config: SegmentationConfig, run_dir: str | os.PathLike, resume: bool = False,
+               callbacks: list[keras.callbacks.Callback] | None = None,
+               verbose: int | str = "auto", evaluate_split: str | None = "test"):
+    """Train a U-Net on ``config.data``; returns ``(model, history_dict)``.
+
+    The train split trains, the val split (if any) is scored each epoch, and the test split
+    is only scored once at the end (``evaluation.json``; ``evaluate_split=None`` skips it).
+    ``resume`` continues the run in ``run_dir`` from its last finished epoch; without it,
+    ``run_dir`` must not exist yet (or be empty).
+    """
+    from mrigan_tf.training.callbacks import LossHistoryPlot
+
+    run_dir = Path(run_dir)
+    if resume:
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise DataError(run_dir, "nothing to resume: no config.json here (start the run "
+                            "without --resume)")
+        _check_resume(run_dir, config)
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise DataError(run_dir, "run directory already exists; pass --resume to continue it "
+                        "or choose another --out")
+
+    dataset = load_dataset(config.data)
+    train, val = dataset.select("train"), dataset.select("val")
+    if len(train) == 0:
+        raise DataError(config.data, "the train split holds no slices; a U-Net trains on "
+                        "the train split (synthetic sets: regenerate with --val-fraction < 1)")
+    steps_per_epoch = config.steps_per_epoch or max(1, len(train) // config.batch_size)
+    epochs = config.epochs or math.ceil(config.steps / steps_per_epoch)
+    model = build_segmenter(config, dataset.image_size)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_file(run_dir / CONFIG_FILE) as tmp:
+        tmp.write_text(json.dumps({
+            "train": dataclasses.asdict(config),
+            "image_shape": list(model.input_shape[1:]),
+            "depth": len([l for l in model.layers if l.name.endswith("_pool")]),
+            "class_names": dataset.class_names,
+            "steps_per_epoch": steps_per_epoch,
+            "epochs": epochs,
+            "train_slices": len(train),
+            "val_slices": len(val),
+            "data_source": dataset.meta.get("source"),
+            "data_modality": dataset.meta.get("modality"),
+            "package_version": __version__,
+            "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+        }, indent=2) + "\n")
+
+    all_callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), save_freq="epoch",
+                                         delete_checkpoint=False),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
+        LossHistoryPlot(run_dir / "loss_curves.png", title="U-Net",
+                        history=_read_history(run_dir / HISTORY_FILE) if resume else None),
+        *(callbacks or []),
+    ]
+    t0 = time.perf_counter()
+    history = fit_unet(model, train, epochs, steps_per_epoch, batch_size=config.batch_size,
+                       seed=config.seed, augment=config.augment, val=val,
+                       callbacks=all_callbacks, verbose=verbose)
+    elapsed = time.perf_counter() - t0
+    with atomic_file(run_dir / MODEL_FILE) as tmp:
+        model.save(tmp)
+    summary = {"seconds": round(elapsed, 1), "epochs": epochs,
+               "optimizer_steps": int(model.optimizer.iterations.numpy()),
+               "last": {k: float(v[-1]) for k, v in history.history.items() if v}}
+    with atomic_file(run_dir / SUMMARY_FILE) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    if evaluate_split is not None and np.any(dataset.split == evaluate_split):
+        scores = evaluate_segmentation(model, dataset, split=evaluate_split)
+        with atomic_file(run_dir / EVALUATION_FILE) as tmp:
+            tmp.write_text(json.dumps(scores, indent=2) + "\n")
+    return model, history.history
+
+
+def load_unet_run(run_dir: str | os.PathLike):
+    """The U-Net of a run directory and its saved configuration: ``(model, saved, path)``.
+
+    Prefers ``model.keras``; a run stopped before finishing falls back to its last backup.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise DataError(run_dir, "not a run directory (no config.json); train one with "
+                        "`mrigan-tf train --model unet --out DIR ...`")
+    saved = json.loads(config_path.read_text())
+    if saved.get("train", {}).get("model") != MODEL_NAME:
+        raise DataError(config_path, f"this run trained {saved.get('train', {}).get('model')!r}, "
+                        "not a U-Net")
+    model_path = run_dir / MODEL_FILE
+    if model_path.is_file():
+        try:
+            return keras.models.load_model(model_path), saved, model_path
+        except Exception as exc:  # a truncated or foreign file: say which
+            raise DataError(model_path, f"cannot load the model ({type(exc).__name__}: {exc})") from None
+    backup = run_dir / BACKUP_DIR / "latest.weights.h5"
+    if not backup.is_file():
+        raise DataError(run_dir, "holds neither model.keras nor a backup: was training started here?")
+    config = SegmentationConfig(**saved["train"])
+    model = build_segmenter(config, int(saved["image_shape"][0]))
+    model.load_weights(backup)
+    return model, saved, backup
+
+
+# ## Evaluation
+
+def predict_masks(model: keras.Model, images: np.ndarray, batch_size: int = 64,
+                  threshold: float = THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Tumor probabilities (float32) and binary masks (uint8, ``p > threshold``), (N, H, W, 1)."""
+    expected = tuple(model.input_shape[1:])
+    if tuple(images.shape[1:]) != expected:
+        raise MriganError(f"the U-Net takes slices of shape {expected}, the data has "
+                          f"{tuple(images.shape[1:])}; train a U-Net at this image size")
+    probs = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
+    return probs, (probs > threshold).astype(np.uint8)
+
+
+def overlap_counts(true_masks: np.ndarray, pred_masks: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per slice: ``|Y ^ P|``, ``|Y|``, ``|P|`` (int64 arrays of shape (N,))."""
+    y = true_masks.reshape(len(true_masks), -1).astype(bool)
+    p = pred_masks.reshape(len(pred_masks), -1).astype(bool)
+    return (np.sum(y & p, axis=1, dtype=np.int64), np.sum(y, axis=1, dtype=np.int64),
+            np.sum(p, axis=1, dtype=np.int64))
+
+
+def dice_iou(intersection, true_size, pred_size) -> tuple[np.ndarray, np.ndarray]:
+    """Dice and IoU from counts; both 1 where truth and prediction are empty (agreement)."""
+    intersection, true_size, pred_size = (np.asarray(a, np.float64)
+                                          for a in (intersection, true_size, pred_size))
+    total = true_size + pred_size
+    union = total - intersection
+    dice = np.divide(2 * intersection, total, out=np.ones_like(total), where=total > 0)
+    iou = np.divide(intersection, union, out=np.ones_like(union), where=union > 0)
+    return dice, iou
+
+
+def _mean(values: np.ndarray) -> float | None:
+    # None (JSON null) rather than NaN: "no tumor slice in this split" is not a number.
+    return float(np.mean(values)) if len(values) else None
+
+
+def evaluate_segmentation(model: keras.Model, dataset: str | os.PathLike | PreparedDataset,
+                          split: str | None = "test", batch_size: int = 64,
+                          threshold: float = THRESHOLD) -> dict[str, Any]:
+    """Dice / IoU of ``model`` on one split of ``dataset``, per slice and per subject.
+
+    Returns a JSON-ready dict: ``slice_dice_mean`` / ``slice_iou_mean`` (+ std, median)
+    over the slices with a non-empty true mask; ``healthy_false_positive_rate`` (the share
+    of slices with an empty true mask on which anything is predicted) and the mean
+    number of predicted pixels there; ``subject_dice_mean`` / ``subject_iou_mean`` over the
+    subjects with a tumor, from their slices pooled (3-D); ``healthy_subject_false_positive_rate``;
+    ``pooled_dice`` over every pixel; and ``per_subject`` scores. A mean over nothing is None.
+    """
+    source = dataset if isinstance(dataset, PreparedDataset) else load_dataset(dataset)
+    subset = source.select(split) if split is not None else source
+    if len(subset) == 0:
+        where = None if isinstance(dataset, PreparedDataset) else dataset
+        raise DataError(where, f"split {split!r} holds no slices to evaluate on")
+    _, pred = predict_masks(model, subset.images, batch_size=batch_size, threshold=threshold)
+    inter, true, predicted = overlap_counts(subset.masks, pred)
+    dice, iou = dice_iou(inter, true, predicted)
+    tumor = true > 0
+    healthy = ~tumor
+
+    per_subject: dict[str, dict[str, Any]] = {}
+    for sid in sorted(set(subset.subjects.tolist())):
+        rows = subset.subjects == sid
+        counts = inter[rows].sum(), true[rows].sum(), predicted[rows].sum()
+        d, j = dice_iou(*counts)
+        per_subject[sid] = {"dice": float(d), "iou": float(j), "slices": int(rows.sum()),
+                            "tumor_slices": int(tumor[rows].sum()),
+                            "tumor_pixels": int(counts[1]), "predicted_pixels": int(counts[2])}
+    tumor_subjects = [s for s in per_subject.values() if s["tumor_pixels"] > 0]
+    healthy_subjects = [s for s in per_subject.values() if s["tumor_pixels"] == 0]
+    pooled_dice, _ = dice_iou(inter.sum(), true.sum(), predicted.sum())
+    return {
+        "split": split,
+        "threshold": float(threshold),
+        "slices": len(subset),
+        "tumor_slices": int(tumor.sum()),
+        "healthy_slices": int(healthy.sum()),
+        "slice_dice_mean": _mean(dice[tumor]),
+        "slice_dice_std": float(np.std(dice[tumor])) if tumor.any() else None,
+        "slice_dice_median": float(np.median(dice[tumor])) if tumor.any() else None,
+        "slice_iou_mean": _mean(iou[tumor]),
+        "healthy_false_positive_rate": _mean((predicted[healthy] > 0).astype(float)),
+        "healthy_false_positive_pixels_mean": _mean(predicted[healthy].astype(float)),
+        "subjects": len(per_subject),
+        "tumor_subjects": len(tumor_subjects),
+        "subject_dice_mean": _mean(np.array([s["dice"] for s in tumor_subjects])),
+        "subject_iou_mean": _mean(np.array([s["iou"] for s in tumor_subjects])),
+        "healthy_subject_false_positive_rate": _mean(
+            np.array([float(s["predicted_pixels"] > 0) for s in healthy_subjects])),
+        "pooled_dice": float(pooled_dice),
+        "per_subject": per_subject,
+    }

@@ -1,0 +1,226 @@
+"""U-Net training runs (run directory, resume) and the per-slice / per-subject evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import build_squares_dataset
+
+from mrigan_tf.data.contract import PreparedDataset
+from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.training.segmentation import (SegmentationConfig, default_depth, dice_iou,
+                                             evaluate_segmentation, load_unet_run,
+                                             overlap_counts, segmentation_batches, train_unet)
+
+TINY_UNET = {"width": 8}
+
+
+def _config(data, **overrides) -> SegmentationConfig:
+    settings = dict(data=str(data), epochs=5, steps_per_epoch=10, batch_size=8, seed=0,
+                    learning_rate=3e-3, jit_compile=False, model_options=dict(TINY_UNET))
+    settings.update(overrides)
+    return SegmentationConfig(**settings)
+
+
+@pytest.fixture(scope="session")
+def unet_run(tmp_path_factory, squares_dir):
+    run = tmp_path_factory.mktemp("runs") / "unet"
+    model, history = train_unet(_config(squares_dir), run, verbose=0)
+    return run, model, history
+
+
+def _csv_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ## The run directory
+
+def test_train_unet_writes_a_complete_run(unet_run):
+    run, model, history = unet_run
+    for name in ("config.json", "history.csv", "model.keras", "training_summary.json",
+                 "evaluation.json", "loss_curves.png", "backup"):
+        assert (run / name).exists(), name
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["model"] == "unet" and saved["image_shape"] == [16, 16, 1]
+    assert saved["depth"] == 2 and saved["epochs"] == 5 and saved["steps_per_epoch"] == 10
+    # 8 subjects x 8 slices: 6 train subjects, 1 val, 1 test.
+    assert saved["train_slices"] == 48 and saved["val_slices"] == 8
+    rows = _csv_rows(run / "history.csv")
+    assert len(rows) == 5 and {"loss", "dice", "iou", "val_loss", "val_dice"} <= set(rows[0])
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["optimizer_steps"] == 50 and summary["epochs"] == 5
+    assert len(history["loss"]) == 5
+
+
+def test_trained_unet_segments_the_held_out_test_subject(unet_run):
+    run, model, _ = unet_run
+    scores = json.loads((run / "evaluation.json").read_text())
+    # Measured (CPU, seed 0, 50 steps with flips): test slice Dice 0.976, subject Dice 0.976,
+    # no false positive on the 4 healthy slices (30 steps: subject Dice only 0.75).
+    assert scores["split"] == "test" and scores["subjects"] == 1
+    assert scores["tumor_slices"] == 4 and scores["healthy_slices"] == 4
+    assert scores["slice_dice_mean"] > 0.8 and scores["subject_dice_mean"] > 0.8
+    assert scores["healthy_false_positive_rate"] <= 0.25
+
+
+def test_load_unet_run_prefers_model_keras_then_falls_back_to_the_backup(unet_run, tmp_path):
+    import shutil
+
+    run, model, _ = unet_run
+    x = build_squares_dataset().select("test").images
+    loaded, saved, path = load_unet_run(run)
+    assert path.name == "model.keras"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "model.keras").unlink()
+    from_backup, _, path = load_unet_run(copy)
+    assert path.name == "latest.weights.h5"
+    np.testing.assert_allclose(from_backup.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5)
+
+
+def test_resume_continues_to_the_requested_length(squares_dir, tmp_path):
+    run = tmp_path / "run"
+    short = _config(squares_dir, epochs=1, steps_per_epoch=3)
+    train_unet(short, run, verbose=0, evaluate_split=None)
+    with pytest.raises(DataError, match="already exists"):
+        train_unet(short, run, verbose=0)
+    with pytest.raises(MriganError, match="batch_size"):
+        train_unet(_config(squares_dir, epochs=2, steps_per_epoch=3, batch_size=4), run,
+                   resume=True, verbose=0)
+    model, _ = train_unet(_config(squares_dir, epochs=2, steps_per_epoch=3), run, resume=True,
+                          verbose=0, evaluate_split=None)
+    # The backup restored the optimizer: 2 epochs x 3 steps in all, not 1 + 2 epochs.
+    assert int(model.optimizer.iterations.numpy()) == 6
+    assert [r["epoch"] for r in _csv_rows(run / "history.csv")] == ["0", "1"]
+    with pytest.raises(DataError, match="nothing to resume"):
+        train_unet(short, tmp_path / "empty", resume=True, verbose=0)
+
+
+def test_config_and_model_option_errors(squares_dir, tmp_path):
+    with pytest.raises(MriganError, match="exactly one"):
+        SegmentationConfig(data=str(squares_dir), epochs=1, steps=10)
+    with pytest.raises(MriganError, match="batch-size"):
+        SegmentationConfig(data=str(squares_dir), epochs=1, batch_size=0)
+    with pytest.raises(MriganError, match="bad option for model 'unet'"):
+        train_unet(_config(squares_dir, model_options={"colour": 3}), tmp_path / "r", verbose=0)
+    with pytest.raises(DataError, match="not found"):
+        train_unet(_config(tmp_path / "missing"), tmp_path / "r2", verbose=0)
+
+
+@pytest.mark.parametrize("size, depth", [(16, 2), (24, 2), (32, 3), (64, 4), (128, 4), (10, 1)])
+def test_default_depth_keeps_a_bottleneck_of_at_least_4_pixels(size, depth):
+    assert default_depth(size) == depth
+
+
+# ## Augmentation
+
+def test_flips_move_image_and_mask_together_and_are_deterministic():
+    data = build_squares_dataset(n_subjects=2, slices=8, size=16)
+
+    def batches(seed):
+        stream = segmentation_batches(data, batch_size=16, seed=seed, training=True, augment=True)
+        return [(x.numpy(), y.numpy()) for x, y in stream.take(4)]
+
+    first, again, other = batches(0), batches(0), batches(1)
+    for (x, y), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+        # The squares are the only bright pixels: the mask must still cover exactly them.
+        np.testing.assert_array_equal(y, (x > 0).astype(np.float32))
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+    # Some slices really were flipped (the squares are off-centre, so a flip shows).
+    originals = {data.images[i].tobytes() for i in range(len(data))}
+    flipped = [img for x, _ in first for img in x if img.tobytes() not in originals]
+    assert flipped and all(img[:, ::-1].tobytes() in originals for img in flipped)
+
+
+def test_training_stream_accepts_fewer_slices_than_a_batch():
+    data = build_squares_dataset(n_subjects=1, slices=4, size=16)
+    x, y = next(iter(segmentation_batches(data, batch_size=10, training=True)))
+    assert x.shape == (10, 16, 16, 1) and y.shape == (10, 16, 16, 1)
+
+
+# ## Evaluation: known answers
+
+def test_overlap_counts_and_dice_iou_known_answers():
+    y = np.zeros((3, 4, 4, 1), np.uint8)
+    p = np.zeros((3, 4, 4, 1), np.uint8)
+    y[0, :2, :2] = 1                       # 4 px
+    p[0, :2, 1:3] = 1                      # 4 px, 2 shared
+    p[1, 0, 0] = 1                         # a false positive on an empty truth
+    inter, true, pred = overlap_counts(y, p)
+    assert inter.tolist() == [2, 0, 0] and true.tolist() == [4, 0, 0] and pred.tolist() == [4, 1, 0]
+    dice, iou = dice_iou(inter, true, pred)
+    np.testing.assert_allclose(dice, [0.5, 0.0, 1.0])
+    np.testing.assert_allclose(iou, [1 / 3, 0.0, 1.0])
+
+
+class FixedPredictor:
+    """Stands in for a U-Net: returns fixed probabilities, in order (evaluation needs no more)."""
+
+    def __init__(self, probabilities):
+        self.probabilities = probabilities
+        self.input_shape = (None, *probabilities.shape[1:])
+
+    def predict(self, images, batch_size=None, verbose=0):
+        assert len(images) == len(self.probabilities)
+        return self.probabilities
+
+
+def _evaluation_case():
+    """Test subjects A (tumor) and B (healthy), plus a train subject that must be ignored."""
+    size = 8
+    masks = np.zeros((6, size, size, 1), np.uint8)
+    probs = np.zeros((4, size, size, 1), np.float32)
+    masks[0, 0:2, 0:2] = 1; probs[0, 0:2, 1:3] = 0.9        # A: 4 px, 2 found: Dice 1/2
+    masks[1, 4:6, 4:6] = 1; probs[1, 4:6, 4:6] = 0.8        # A: exact: Dice 1
+    probs[2, 0, 0:3] = 0.7                                  # B: 3 false-positive pixels
+    probs[3] = 0.4                                          # B: below threshold: nothing
+    masks[4:6] = 1                                          # train subject C
+    data = PreparedDataset(
+        images=np.zeros((6, size, size, 1), np.float32), masks=masks,
+        labels=np.array([1, 1, 0, 0, 1, 1], np.int32),
+        subjects=np.array(["A", "A", "B", "B", "C", "C"]),
+        split=np.array(["test"] * 4 + ["train"] * 2),
+        meta={"class_names": ["healthy", "tumor"], "image_size": size, "source": "test",
+              "modality": "test"})
+    return data, FixedPredictor(probs)
+
+
+def test_evaluate_segmentation_per_slice_and_per_subject_known_answers():
+    data, model = _evaluation_case()
+    s = evaluate_segmentation(model, data, split="test")
+    assert (s["slices"], s["tumor_slices"], s["healthy_slices"], s["subjects"]) == (4, 2, 2, 2)
+    assert s["slice_dice_mean"] == pytest.approx(0.75)
+    assert s["slice_iou_mean"] == pytest.approx((1 / 3 + 1) / 2)
+    assert s["healthy_false_positive_rate"] == pytest.approx(0.5)
+    assert s["healthy_false_positive_pixels_mean"] == pytest.approx(1.5)
+    # A in 3-D: |Y ^ P| = 2 + 4, |Y| = 8, |P| = 8.
+    assert s["per_subject"]["A"]["dice"] == pytest.approx(12 / 16)
+    assert s["per_subject"]["A"]["iou"] == pytest.approx(6 / 10)
+    assert s["subject_dice_mean"] == pytest.approx(0.75) and s["tumor_subjects"] == 1
+    assert s["per_subject"]["B"] == {"dice": 0.0, "iou": 0.0, "slices": 2, "tumor_slices": 0,
+                                     "tumor_pixels": 0, "predicted_pixels": 3}
+    assert s["healthy_subject_false_positive_rate"] == 1.0
+    assert s["pooled_dice"] == pytest.approx(12 / 19)
+    assert "C" not in s["per_subject"]
+    json.dumps(s, allow_nan=False)   # JSON-ready
+
+
+def test_evaluate_segmentation_without_tumors_reports_none_and_checks_its_input():
+    data, model = _evaluation_case()
+    healthy = data.select("test", label=0)
+    s = evaluate_segmentation(FixedPredictor(model.probabilities[2:]), healthy, split=None)
+    assert s["slice_dice_mean"] is None and s["subject_dice_mean"] is None
+    assert s["healthy_false_positive_rate"] == 0.5
+    with pytest.raises(DataError, match="'val' holds no slices"):
+        evaluate_segmentation(model, data, split="val")
+    with pytest.raises(MriganError, match="shape"):
+        evaluate_segmentation(FixedPredictor(np.zeros((4, 16, 16, 1), np.float32)), data)
