@@ -36,3 +36,27 @@ def nearest_neighbour_correlation(queries: np.ndarray, reference: np.ndarray,
         where[start:start + chunk] = sims.argmax(axis=1)
         best[start:start + chunk] = sims.max(axis=1)
     return best, where
+
+
+def top_k_correlation(queries: np.ndarray, reference: np.ndarray, k: int,
+                      chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: the ``k`` highest correlations with reference slices, best first, and their
+    indices; both of shape (len(queries), min(k, len(reference))).
+
+    The memorization audit uses these as candidates for the (slower) SSIM comparison.
+    """
+    if len(queries) == 0 or len(reference) == 0:
+        raise ValueError(f"need at least one query and one reference slice, "
+                         f"got {len(queries)} and {len(reference)}")
+    k = max(1, min(int(k), len(reference)))
+    q, r = _standardize(queries), _standardize(reference)
+    best = np.empty((len(q), k))
+    where = np.empty((len(q), k), dtype=np.int64)
+    for start in range(0, len(q), chunk):
+        sims = q[start:start + chunk] @ r.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_sims, axis=1, kind="stable")
+        where[start:start + chunk] = np.take_along_axis(top, order, axis=1)
+        best[start:start + chunk] = np.take_along_axis(top_sims, order, axis=1)
+    return best, where
