@@ -154,6 +154,7 @@ def prepare_dataset(source: str, src: str | os.PathLike, out: str | os.PathLike,
                 "slices_per_class": {name: int(np.sum(labels == k))
                                      for k, name in enumerate(inventory.class_names)},
                 **{k: v for k, v in subject.facts.items() if k != "convention"},
+                "files": dict(subject.files),
             }
 
         skipped = read_subjects(reader, subjects, params, keep, workers=workers,

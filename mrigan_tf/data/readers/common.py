@@ -44,6 +44,8 @@ class Subject:
     label: int | None = None                # the subject's class; None when it is per slice
     problem: tuple[str, str] | None = None  # (file, what is wrong), found while discovering
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # 2-D sources: one entry per image of the subject (not recorded in meta.json).
+    items: list[Any] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -278,3 +280,29 @@ def _deliver(index, subject, slices, problem, on_result, record) -> None:
         record(subject, *problem)
     else:
         on_result(index, subject, slices)
+
+
+# ## One volume, one class per subject (OASIS, PPMI, BIDS)
+
+def slice_classified_volume(image_path: str, subject_class: int, params: Any,
+                            label_path: str | None = None, positive_labels: Sequence[int] = (),
+                            known_labels: Sequence[int] | None = None):
+    """Slices of a subject whose class is per person (every slice gets ``subject_class``).
+
+    With ``label_path`` (a tissue map, say), the mask is its ``positive_labels``; otherwise
+    masks are empty. The slicing is the phantom's and BraTS's (``slice_subject``).
+    """
+    import numpy as np
+
+    from mrigan_tf.data.nifti import load_label_volume, load_nifti_volume
+    from mrigan_tf.data.preprocessing import labels_to_mask, slice_subject
+
+    volume = load_nifti_volume(image_path)
+    mask = None
+    if label_path is not None:
+        labels = load_label_volume(label_path, volume)
+        mask = labels_to_mask(labels, positive_labels, known_labels=known_labels, path=label_path)
+    slices = slice_subject(volume, mask, params)
+    # slice_subject's per-slice class means "lesion shown"; here the class is the person's.
+    slices.labels = np.full(len(slices.labels), subject_class, dtype=np.int32)
+    return slices
