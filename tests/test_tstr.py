@@ -1,0 +1,179 @@
+"""The TSTR experiment: subject subsets, equal budgets, no test leakage, its table and plot.
+
+"Real" and "synthetic" are 16 px squares datasets; every U-Net trains for a few steps only:
+these tests check the experiment's bookkeeping, not what a U-Net learns (test_unet does).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import build_squares_dataset
+
+import mrigan_tf.tstr as tstr
+from mrigan_tf.data.contract import PreparedDataset
+from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.tstr import (combine, run_tstr, select_subjects, subject_classes,
+                            subjects_subset)
+
+HEALTHY_SUBJECTS = ("toy-2", "toy-3", "toy-4")
+FRACTIONS = (0.2, 1.0)
+SETTINGS = dict(steps=8, batch_size=8, seed=0, jit_compile=False, progress=False,
+                model_options={"width": 4})
+
+
+def build_real() -> PreparedDataset:
+    """10 subjects x 4 slices: test toy-0, val toy-1; train: 3 healthy and 5 tumor subjects."""
+    ds = build_squares_dataset(n_subjects=10, slices=4, size=16, seed=0)
+    healthy = np.isin(ds.subjects, HEALTHY_SUBJECTS)
+    ds.images[healthy] = np.minimum(ds.images[healthy], -0.8)   # erase their squares
+    ds.masks[healthy] = 0
+    ds.labels[healthy] = 0
+    return ds
+
+
+def build_synthetic() -> PreparedDataset:
+    """24 single-slice "subjects" like mrigan_tf.synth writes: train and val, no test."""
+    ds = build_squares_dataset(n_subjects=3, slices=8, size=16, seed=1)
+    n = len(ds)
+    ds.subjects = np.asarray([f"synthetic-{i:06d}" for i in range(n)])
+    ds.split = np.where(np.arange(n) % 8 == 0, "val", "train")
+    ds.meta = {**ds.meta, "source": "synthetic", "trained_on": "data/real", "model": "cwgan-gp"}
+    return ds
+
+
+# ## Subsets of real subjects
+
+def test_subject_classes_take_the_highest_slice_label():
+    classes = subject_classes(build_real())
+    assert set(classes) == {f"toy-{i}" for i in range(2, 10)}        # train split only
+    assert [s for s, c in classes.items() if c == 0] == list(HEALTHY_SUBJECTS)
+
+
+def test_select_subjects_is_stratified_nested_and_seeded():
+    real = build_real()
+    small, quarter, full = (select_subjects(real, f, seed=0) for f in (0.1, 0.25, 1.0))
+    classes = subject_classes(real)
+    # At least one subject of each class, even where the fraction rounds to none.
+    assert sorted(classes[s] for s in small) == [0, 1]
+    # round(0.25 * 3) = 1 healthy, round(0.25 * 5) = 1 tumor.
+    assert sorted(classes[s] for s in quarter) == [0, 1]
+    assert full == sorted(classes)
+    assert set(small) <= set(quarter) <= set(full)
+    assert select_subjects(real, 0.6, seed=0) == select_subjects(real, 0.6, seed=0)
+    picks = {tuple(select_subjects(real, 0.6, seed=s)) for s in range(6)}
+    assert len(picks) > 1                                              # the seed matters
+    assert len(select_subjects(real, 0.6)) == 2 + 3                    # round(1.8), round(3.0)
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(MriganError, match=r"\(0, 1\]"):
+            select_subjects(real, bad)
+
+
+def test_subjects_subset_keeps_whole_subjects_of_the_train_split():
+    real = build_real()
+    part = subjects_subset(real, ["toy-5", "toy-0"])          # toy-0 is a test subject
+    assert part.subjects.tolist() == ["toy-5"] * 4 and set(part.split.tolist()) == {"train"}
+    both = combine(part, build_synthetic().select("train"))
+    assert len(both) == 4 + 21 and both.images.shape == (25, 16, 16, 1)
+
+
+# ## The experiment
+
+@pytest.fixture(scope="session")
+def tstr_result(tmp_path_factory):
+    """Run TSTR once, recording what every arm was trained on."""
+    calls = []
+    fit = tstr.fit_unet
+
+    def recording_fit(model, train, epochs, steps_per_epoch, batch_size=32, **kwargs):
+        calls.append({"subjects": train.subjects.copy(), "images": train.images.copy(),
+                      "split": train.split.copy(), "epochs": epochs,
+                      "steps_per_epoch": steps_per_epoch, "batch_size": batch_size})
+        return fit(model, train, epochs, steps_per_epoch, batch_size=batch_size, **kwargs)
+
+    out = tmp_path_factory.mktemp("tstr") / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tstr, "fit_unet", recording_fit)
+        results = run_tstr(build_real(), build_synthetic(), out, fractions=FRACTIONS, **SETTINGS)
+    return out, results, calls
+
+
+def test_tstr_writes_table_report_and_plot(tstr_result):
+    out, results, _ = tstr_result
+    assert sorted(p.name for p in out.iterdir()) == ["tstr.json", "tstr.md", "tstr.png"]
+    assert json.loads((out / "tstr.json").read_text()) == json.loads(json.dumps(results))
+    assert not list(out.parent.glob(".out.partial-*"))
+    rows = results["rows"]
+    assert [(r["arm"], r["fraction"]) for r in rows] == [
+        ("synthetic", 0.0), ("real", 0.2), ("real+synthetic", 0.2),
+        ("real", 1.0), ("real+synthetic", 1.0)]
+    assert [r["real_subjects"] for r in rows] == [0, 2, 2, 8, 8]
+    assert [r["real_slices"] for r in rows] == [0, 8, 8, 32, 32]
+    assert [r["synthetic_slices"] for r in rows] == [21, 0, 21, 0, 21]
+    for r in rows:
+        for key in tstr.SCORES:
+            assert r[key] is None or 0.0 <= r[key] <= 1.0
+    assert results["real"]["test_subjects"] == ["toy-0"]
+    assert set(results["summary"]["gain_from_synthetic"]) == {"0.2", "1.0"}
+    report = (out / "tstr.md").read_text()
+    assert report.count("\n| ") == 1 + len(rows)           # header + one line per arm
+    assert "80-90%" in report and "data/real" in report
+
+
+def test_every_arm_gets_the_same_budget(tstr_result):
+    _, results, calls = tstr_result
+    assert len(calls) == 5
+    # Exactly `steps` optimizer steps of the same batch size for every arm.
+    assert {(c["epochs"], c["steps_per_epoch"], c["batch_size"]) for c in calls} == {(1, 8, 8)}
+    assert {r["steps"] for r in results["rows"]} == {8}
+
+
+def test_test_split_is_never_trained_on_and_fractions_select_whole_subjects(tstr_result):
+    _, results, calls = tstr_result
+    real = build_real()
+    test_images = {img.tobytes() for img in real.select("test").images}
+    for call, row in zip(calls, results["rows"]):
+        assert set(call["split"].tolist()) == {"train"}
+        assert "toy-0" not in call["subjects"] and "toy-1" not in call["subjects"]
+        assert not any(img.tobytes() in test_images for img in call["images"])
+        real_subjects = sorted({s for s in call["subjects"].tolist() if s.startswith("toy-")})
+        expected = [] if row["arm"] == "synthetic" else results["subsets"][str(row["fraction"])]
+        assert real_subjects == expected
+        for s in real_subjects:   # whole subjects: all 4 of their slices
+            assert int(np.sum(call["subjects"] == s)) == 4
+        synthetic = [s for s in call["subjects"].tolist() if s.startswith("synthetic-")]
+        assert len(synthetic) == (0 if row["arm"] == "real" else 21)    # the val slices stay out
+
+
+def test_tstr_is_deterministic_for_a_seed(tstr_result, tmp_path):
+    _, first, _ = tstr_result
+    again = run_tstr(build_real(), build_synthetic(), tmp_path / "again", fractions=(0.2,),
+                     **SETTINGS)
+    assert again["subsets"]["0.2"] == first["subsets"]["0.2"]
+    for a, b in zip(again["rows"], first["rows"][:3]):
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            assert value == (pytest.approx(b[key], abs=1e-6) if isinstance(value, float) else b[key])
+
+
+def test_tstr_refuses_bad_inputs_before_training(tmp_path, tstr_result):
+    out, _, _ = tstr_result
+    real, synth = build_real(), build_synthetic()
+    with pytest.raises(DataError, match="already exists"):
+        run_tstr(real, synth, out, **SETTINGS)
+    with pytest.raises(MriganError, match="fractions"):
+        run_tstr(real, synth, tmp_path / "a", fractions=(0.5, 2.0), **SETTINGS)
+    big = build_squares_dataset(n_subjects=3, slices=2, size=32)
+    with pytest.raises(DataError, match="32 px"):
+        run_tstr(real, big, tmp_path / "b", **SETTINGS)
+    no_test = build_real()
+    no_test.split = np.where(no_test.split == "test", "train", no_test.split)
+    with pytest.raises(DataError, match="no test split"):
+        run_tstr(no_test, synth, tmp_path / "c", **SETTINGS)
+    leaky = combine(synth, real.select("test"))      # real test slices passed off as synthetic
+    leaky.split[:] = "train"
+    with pytest.raises(DataError, match="real test subjects"):
+        run_tstr(real, leaky, tmp_path / "d", **SETTINGS)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "d").exists()
