@@ -375,8 +375,9 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", default=None,
                    help="root of the masks twin tree (default: SRC/masks when it exists)")
     p.add_argument("--subject-pattern", default=None,
-                   help="regular expression whose first group, found in a file name, names its "
-                        "subject, so that one patient's images stay in one split")
+                   help="regular expression searched in each file name; its first matching "
+                        "group (or the whole match) names the patient, so that one patient's "
+                        "images stay in one split")
     parser.set_defaults(func=cmd_prepare)
 
 

@@ -19,8 +19,8 @@ like MRI slices (linear for images, nearest neighbour for masks).
 These sets rarely say which images come from the same patient, so each image is its own
 "subject" and neighbouring slices of one patient can land in train and test: a known
 weakness of these sets. When file names carry the patient (``TCGA_CS_4941_19960909_12.tif``),
-``subject_pattern`` (a regular expression, first group = patient) keeps each patient in one
-split.
+``subject_pattern`` (a regular expression searched in the file name; its first group that
+matched, or the whole match, names the patient) keeps each patient in one split.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class FolderReader:
                     if match is None:
                         raise DataError(path, f"file name does not match --subject-pattern "
                                         f"{self.subject_pattern!r}")
-                    sid = match.group(1) if pattern.groups else match.group(0)
+                    sid = next((g for g in match.groups() if g), match.group(0))
                 subject = groups.setdefault(sid, Subject(id=sid, files={}, label=label))
                 subject.label = max(subject.label, label)
                 mask = None
