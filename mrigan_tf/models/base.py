@@ -71,6 +71,56 @@ def real_images(data: Any) -> tf.Tensor:
     return data
 
 
+def num_replicas() -> int:
+    """How many replicas share the global batch (1 outside ``tf.distribute``)."""
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def replica_rows(values: tf.Tensor, local_batch: int | tf.Tensor) -> tf.Tensor:
+    """This replica's ``local_batch`` rows of a tensor drawn for the global batch.
+
+    Under ``tf.distribute`` every replica runs the same ``train_step`` with the same,
+    mirrored seed state, so noise drawn for the local batch would be *the same noise on
+    every replica*. Drawing it for the global batch (``local_batch * num_replicas``
+    rows) and keeping the rows of this replica's slice gives each replica its own noise,
+    and exactly the noise one device would draw for the whole batch: one step on several
+    replicas then equals one step on one device. Outside a strategy it returns ``values``.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return values
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * tf.cast(local_batch, tf.int32)
+    return values[start:start + local_batch]
+
+
+def gather_replicas(values: tf.Tensor) -> tf.Tensor:
+    """The global batch, gathered from every replica's slice (differentiable)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return values
+    # Each replica puts its slice at its place in a zero global batch, and a sum across
+    # replicas assembles the batch. (ReplicaContext.all_gather would say it directly, but
+    # fails inside MultiWorkerMirroredStrategy's train step in TF 2.21.) The sum's gradient
+    # is a sum too, so each replica's slice gets back exactly the gradient of its rows.
+    replicas = context.num_replicas_in_sync
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    local = tf.shape(values)[0]
+    padding = [[replica * local, (replicas - 1 - replica) * local]] + [[0, 0]] * (values.shape.rank - 1)
+    gathered = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.pad(values, padding))
+    # The padding's size is a tensor, so the static batch size is lost; the layers
+    # downstream need the other sizes known.
+    return tf.reshape(gathered, [-1, *values.shape[1:]])
+
+
+def _across_workers() -> bool:
+    """Whether training runs under a MultiWorkerMirroredStrategy with several workers."""
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+    return bool(in_multi_worker_mode()) if in_multi_worker_mode else True
+
+
 def per_replica(loss: tf.Tensor) -> tf.Tensor:
     """A loss ready for gradients under ``tf.distribute``.
 
@@ -122,7 +172,7 @@ class BaseGAN(keras.Model):
     def compile(self, d_optimizer: keras.optimizers.Optimizer | None = None,
                 g_optimizer: keras.optimizers.Optimizer | None = None, *,
                 jit_compile: bool | None = None, run_eagerly: bool = False,
-                steps_per_execution: int = 1) -> None:
+                steps_per_execution: int = 1, loss_scale: bool | None = None) -> None:
         """Give each player its optimizer (the family's defaults where ``None``).
 
         ``jit_compile``: XLA-compile the train step. Keras always gets an explicit bool,
@@ -130,7 +180,14 @@ class BaseGAN(keras.Model):
         says what was chosen. ``None`` means on when a GPU is visible, off otherwise: XLA
         fuses the many small ops of a GAN step on a GPU, but its CPU convolutions are slow
         (``benchmarks/gan_step.py`` measured DCGAN 1.4x and WGAN 2x slower per step on CPU).
+
+        ``loss_scale``: wrap *both* optimizers in ``keras.optimizers.LossScaleOptimizer``
+        (Keras wraps only ``model.optimizer``, which a GAN does not use). ``None`` wraps them
+        when a player computes in float16 (built under ``mixed_float16``); see
+        ``mrigan_tf.training.mixed_precision``.
         """
+        from mrigan_tf.training.mixed_precision import computes_in_float16, loss_scaled
+
         if jit_compile is None:
             jit_compile = self.default_jit_compile()
         default_d, default_g = self.default_optimizers()
@@ -139,6 +196,11 @@ class BaseGAN(keras.Model):
         if self.d_optimizer is self.g_optimizer:
             raise ValueError("the discriminator and the generator need two optimizer "
                              "instances: one optimizer's slots cannot serve both players")
+        if loss_scale is None:
+            loss_scale = computes_in_float16(self.generator, self.discriminator)
+        if loss_scale:
+            self.d_optimizer = loss_scaled(self.d_optimizer)
+            self.g_optimizer = loss_scaled(self.g_optimizer)
         # No Keras-level optimizer: each player has its own, and fit() would otherwise build
         # an unused RMSprop over both players' variables.
         super().compile(optimizer=None, jit_compile=bool(jit_compile), run_eagerly=run_eagerly,
@@ -147,6 +209,15 @@ class BaseGAN(keras.Model):
         # skips them and training resumes with fresh Adam/RMSprop statistics.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy, fit() first pulls a batch and reduces it across
+        # replicas to build the model symbolically. With MultiWorkerMirroredStrategy that
+        # reduction fails on the PerReplica batch (keras-team/keras#20585), and a GAN has
+        # nothing to build: its players are built models, and it compiles no loss or metric.
+        if all(layer.built for layer in self._flatten_layers()):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @staticmethod
     def default_jit_compile() -> bool:
@@ -178,13 +249,31 @@ class BaseGAN(keras.Model):
         """Update the trackers named in ``values``; return every tracker's running mean."""
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if _across_workers():
+            # Keras averages a multi-worker step's logs with reduce(MEAN, axis=0), which
+            # fails on scalars (keras-team/keras#20585); shape (1,) reduces to a scalar.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     # ## Noise and samples
 
     def draw_latent(self, batch_size: int | tf.Tensor) -> tf.Tensor:
-        """Fresh latent noise for a training step, from the model's seed generator."""
-        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        """Fresh latent noise for a training step, from the model's seed generator.
+
+        ``batch_size`` is this replica's batch; the noise is drawn for the global batch and
+        this replica keeps its rows (``replica_rows``), so replicas never share noise.
+        """
+        latent = keras.random.normal((batch_size * num_replicas(), self.latent_dim),
+                                     seed=self.seed_generator)
+        return replica_rows(latent, batch_size)
+
+    @staticmethod
+    def scale_loss(loss: tf.Tensor, optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
+        """``loss`` made ready for ``tape.gradient``: divided among the replicas
+        (``per_replica``) and multiplied by ``optimizer``'s loss scale (mixed precision;
+        ``optimizer.apply_gradients`` divides it out again). Call it inside the tape."""
+        return optimizer.scale_loss(per_replica(loss))
 
     def call(self, latent, training: bool = False):
         return self.generator(latent, training=training)

@@ -45,8 +45,10 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from mrigan_tf.models.base import BaseGAN, check_image_shape, latent_noise, per_replica
+from mrigan_tf.models.base import (BaseGAN, check_image_shape, gather_replicas, latent_noise,
+                                   num_replicas, replica_rows)
 from mrigan_tf.training.diffaugment import DiffAugment
+from mrigan_tf.training.mixed_precision import current_loss_scale
 
 GP_EPSILON = 1e-12
 
@@ -61,7 +63,8 @@ def build_conditional_generator(image_size: int = 64, channels: int = 2, latent_
     The number of blocks follows the resolution (4 -> 8 -> ... -> image_size); channels
     halve at each block, starting from ``width * 2**(blocks-1)`` capped at 512. Upsampling
     followed by a convolution avoids the checkerboard artefacts of strided transposed
-    convolutions (Odena et al., 2016).
+    convolutions (Odena et al., 2016). Batch norm is ``synchronized`` (global-batch
+    statistics under ``tf.distribute``, so several replicas compute what one device does).
     """
     check_image_shape((image_size, image_size, channels))
     blocks = int(math.log2(image_size)) - 2
@@ -72,12 +75,12 @@ def build_conditional_generator(image_size: int = 64, channels: int = 2, latent_
     x = layers.Concatenate()([z, embedded])
     x = layers.Dense(4 * 4 * filters[0], use_bias=False)(x)
     x = layers.Reshape((4, 4, filters[0]))(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(synchronized=True)(x)
     x = layers.ReLU()(x)
     for f in filters:
         x = layers.UpSampling2D(interpolation="nearest")(x)
         x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(synchronized=True)(x)
         x = layers.ReLU()(x)
     out = layers.Conv2D(channels, 3, padding="same", activation="tanh", dtype="float32",
                         name="image_and_mask")(x)
@@ -120,11 +123,16 @@ def build_conditional_critic(image_size: int = 64, channels: int = 2, num_classe
 # ## The gradient penalty
 
 def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor, labels: tf.Tensor,
-                     alpha: tf.Tensor) -> tf.Tensor:
+                     alpha: tf.Tensor, loss_scale: tf.Tensor | float | None = None) -> tf.Tensor:
     """E[(||grad D(x_hat, y)||_2 - 1)^2] on x_hat = alpha * real + (1 - alpha) * fake.
 
     ``alpha`` has shape (B, 1, 1, 1), one weight per sample. Computed in float32 even under
     mixed precision: the squared gradient norm underflows in float16.
+
+    ``loss_scale`` (mixed precision): the inner gradient runs backwards through the critic's
+    float16 layers like any other, so its small values would flush to zero; the scores are
+    multiplied by the loss scale before ``tape.gradient`` and the gradient divided by it
+    after, in float32. ``None``: no scaling (float32 critics).
     """
     real = tf.cast(real, tf.float32)
     fake = tf.cast(fake, tf.float32)
@@ -132,7 +140,11 @@ def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor, labe
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
         scores = tf.cast(critic([x_hat, labels], training=True), tf.float32)
+        if loss_scale is not None:
+            scores = scores * tf.cast(loss_scale, tf.float32)
     grads = tf.cast(tape.gradient(scores, x_hat), tf.float32)
+    if loss_scale is not None:
+        grads = grads / tf.cast(loss_scale, tf.float32)
     norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + GP_EPSILON)
     return tf.reduce_mean(tf.square(norm - 1.0))
 
@@ -175,8 +187,13 @@ class ConditionalWGANGP(BaseGAN):
         self.drift_weight = float(drift_weight)
         self.image_channels = int(image_channels)
         self.augment_policy = augment or ""
+        # float32 whatever the global policy: augmentation is arithmetic on the data, not
+        # on activations, and the critic casts its input itself.
         self.augmenter = DiffAugment(self.augment_policy, image_channels=image_channels,
-                                     seed=None if seed is None else seed + 1)
+                                     seed=None if seed is None else seed + 1, dtype="float32")
+        # It has no weights; marked built so that fit() under tf.distribute (which checks
+        # every layer before the first step) does not try to build the whole GAN by calling it.
+        self.augmenter.build(generator.output_shape)
 
     @property
     def critic(self) -> keras.Model:
@@ -194,21 +211,46 @@ class ConditionalWGANGP(BaseGAN):
 
     # ## The training step
 
+    def augment(self, x: tf.Tensor) -> tf.Tensor:
+        """DiffAugment ``x``; under ``tf.distribute``, with this replica's share of the
+        global batch's random transformations (the replicas' seed state is mirrored, so
+        drawing per replica would transform every replica's slice alike)."""
+        if not self.augment_policy:
+            return x
+        if num_replicas() == 1:
+            return self.augmenter(x)
+        return replica_rows(self.augmenter(gather_replicas(x)), tf.shape(x)[0])
+
+    def critic_scores(self, real: tf.Tensor, fake: tf.Tensor,
+                      labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(D(real, y), D(fake, y)) in float32, from *one* critic call on both batches.
+
+        The critic treats every sample on its own (layer norm, never batch norm), so one
+        call on the stacked batch computes exactly what two calls would, with half the
+        kernel launches and twice the work per convolution: faster on every device.
+        """
+        scores = self.critic([tf.concat([real, fake], axis=0), tf.concat([labels, labels], axis=0)],
+                             training=True)
+        d_real, d_fake = tf.split(tf.cast(scores, tf.float32), 2, axis=0)
+        return d_real, d_fake
+
     def critic_step(self, real: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
         batch = tf.shape(real)[0]
         latent = self.draw_latent(batch)
-        alpha = keras.random.uniform((batch, 1, 1, 1), 0.0, 1.0, seed=self.seed_generator)
+        alpha = replica_rows(keras.random.uniform((batch * num_replicas(), 1, 1, 1), 0.0, 1.0,
+                                                  seed=self.seed_generator), batch)
+        # The fake batch is a constant for the critic: no need to record the generator.
+        fake = tf.stop_gradient(self.generator([latent, labels], training=True))
         with tf.GradientTape() as tape:
-            fake = self.generator([latent, labels], training=True)
-            real_aug, fake_aug = self.augmenter(real), self.augmenter(fake)
-            d_real = tf.cast(self.critic([real_aug, labels], training=True), tf.float32)
-            d_fake = tf.cast(self.critic([fake_aug, labels], training=True), tf.float32)
-            gp = gradient_penalty(self.critic, real_aug, fake_aug, labels, alpha)
+            real_aug, fake_aug = self.augment(real), self.augment(fake)
+            d_real, d_fake = self.critic_scores(real_aug, fake_aug, labels)
+            gp = gradient_penalty(self.critic, real_aug, fake_aug, labels, alpha,
+                                  loss_scale=current_loss_scale(self.d_optimizer))
             wasserstein = tf.reduce_mean(d_real) - tf.reduce_mean(d_fake)
             d_loss = -wasserstein + self.gp_weight * gp
             if self.drift_weight:
                 d_loss += self.drift_weight * tf.reduce_mean(tf.square(d_real))
-            scaled = per_replica(d_loss)
+            scaled = self.scale_loss(d_loss, self.d_optimizer)
         grads = tape.gradient(scaled, self.critic.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
         return d_loss, gp, wasserstein
@@ -217,9 +259,9 @@ class ConditionalWGANGP(BaseGAN):
         latent = self.draw_latent(tf.shape(labels)[0])
         with tf.GradientTape() as tape:
             fake = self.generator([latent, labels], training=True)
-            d_fake = tf.cast(self.critic([self.augmenter(fake), labels], training=True), tf.float32)
+            d_fake = tf.cast(self.critic([self.augment(fake), labels], training=True), tf.float32)
             g_loss = -tf.reduce_mean(d_fake)
-            scaled = per_replica(g_loss)
+            scaled = self.scale_loss(g_loss, self.g_optimizer)
         grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         return g_loss

@@ -16,6 +16,10 @@ the architecture guidelines that make convolutional GANs train stably:
   map, and the discriminator's last 4x4 map is flattened into one logit;
 * weights drawn from N(0, 0.02); **Adam(2e-4, beta_1=0.5)** (beta_1 = 0.9 oscillated).
 
+Batch norm is ``synchronized``: under ``tf.distribute`` its statistics are those of the
+global batch, not of each replica's slice, so training on several GPUs is the same
+computation as on one (outside a strategy it is ordinary batch norm).
+
 The objective is the vanilla GAN's non-saturating loss, so ``DCGAN`` is a ``VanillaGAN``
 with these players (label smoothing and feature matching still apply). Resolution follows
 the data: each factor of two above 4x4 adds one block to each player, 4 blocks for 64 px,
@@ -66,12 +70,12 @@ def build_dcgan_generator(image_shape: Sequence[int], latent_dim: int = 100,
     x = layers.Dense(BASE_SIZE * BASE_SIZE * widths[0], use_bias=False,
                      kernel_initializer=dcgan_init())(latent)
     x = layers.Reshape((BASE_SIZE, BASE_SIZE, widths[0]))(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(synchronized=True)(x)
     x = layers.ReLU()(x)
     for filters in widths[1:]:
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=dcgan_init())(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(synchronized=True)(x)
         x = layers.ReLU()(x)
     # The output layer: no batch norm, tanh to land in the data's [-1, 1].
     image = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
@@ -99,7 +103,7 @@ def build_dcgan_discriminator(image_shape: Sequence[int], width: int = 64,
         x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not (batch_norm and i),
                           kernel_initializer=dcgan_init())(x)
         if batch_norm and i > 0:
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(synchronized=True)(x)
         x = layers.LeakyReLU(0.2)(x)
     features = layers.Flatten(name=FEATURE_LAYER)(x)
     logit = layers.Dense(1, kernel_initializer=dcgan_init(), name="logit")(features)

@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from mrigan_tf.models.base import BaseGAN, per_replica, real_images
+from mrigan_tf.models.base import BaseGAN, real_images
 
 FEATURE_LAYER = "features"
 
@@ -161,10 +161,11 @@ class VanillaGAN(BaseGAN):
         latent = self.draw_latent(batch_size)
         with tf.GradientTape() as tape:
             fake = self.generator(latent, training=True)
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            # Logits in float32 under mixed precision: a float16 log-sigmoid saturates.
+            real_logits = ops.cast(self.discriminator(real, training=True), "float32")
+            fake_logits = ops.cast(self.discriminator(fake, training=True), "float32")
             d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
-            scaled_loss = per_replica(d_loss)
+            scaled_loss = self.scale_loss(d_loss, self.d_optimizer)
         grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
@@ -173,12 +174,13 @@ class VanillaGAN(BaseGAN):
         with tf.GradientTape() as tape:
             fake = self.generator(latent, training=True)
             if self.feature_matching:
-                g_loss = feature_matching_loss(self.feature_extractor(real, training=True),
-                                               self.feature_extractor(fake, training=True))
+                g_loss = feature_matching_loss(
+                    ops.cast(self.feature_extractor(real, training=True), "float32"),
+                    ops.cast(self.feature_extractor(fake, training=True), "float32"))
             else:
                 g_loss = non_saturating_generator_loss(
-                    self.discriminator(fake, training=True))
-            scaled_loss = per_replica(g_loss)
+                    ops.cast(self.discriminator(fake, training=True), "float32"))
+            scaled_loss = self.scale_loss(g_loss, self.g_optimizer)
         grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 

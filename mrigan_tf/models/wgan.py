@@ -38,7 +38,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from mrigan_tf.models.base import BaseGAN, per_replica, real_images
+from mrigan_tf.models.base import BaseGAN, real_images
 from mrigan_tf.models.dcgan import build_dcgan_discriminator, build_dcgan_generator
 
 # ## The losses
@@ -133,9 +133,11 @@ class WGAN(BaseGAN):
             latent = self.draw_latent(batch_size)
             with tf.GradientTape() as tape:
                 fake = self.generator(latent, training=True)
-                d_loss = wasserstein_critic_loss(self.critic(real, training=True),
-                                                 self.critic(fake, training=True))
-                scaled_loss = per_replica(d_loss)
+                # Scores in float32 under mixed precision (a float16 batch mean overflows).
+                d_loss = wasserstein_critic_loss(
+                    ops.cast(self.critic(real, training=True), "float32"),
+                    ops.cast(self.critic(fake, training=True), "float32"))
+                scaled_loss = self.scale_loss(d_loss, self.d_optimizer)
             grads = tape.gradient(scaled_loss, self.critic.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
             self.clip_critic_weights()
@@ -144,9 +146,9 @@ class WGAN(BaseGAN):
 
         latent = self.draw_latent(batch_size)
         with tf.GradientTape() as tape:
-            g_loss = wasserstein_generator_loss(
-                self.critic(self.generator(latent, training=True), training=True))
-            scaled_loss = per_replica(g_loss)
+            g_loss = wasserstein_generator_loss(ops.cast(
+                self.critic(self.generator(latent, training=True), training=True), "float32"))
+            scaled_loss = self.scale_loss(g_loss, self.g_optimizer)
         grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 

@@ -14,6 +14,15 @@ the number of epochs so that at least N steps run. A backup is written at the en
 epoch, so a run killed mid-way (Ctrl-C, a Colab disconnect) resumes with ``--resume`` from
 its last finished epoch, with both optimizers' iteration counts and the epoch counter
 restored: it ends exactly where an uninterrupted run would.
+
+``strategy`` trains on several GPUs (``mirrored``) or machines (``multiworker``, one process
+per machine, each with its ``TF_CONFIG``): see ``mrigan_tf.training.distribute``.
+``batch_size`` is the *global* batch, split among the replicas, so a run computes the same
+steps on any number of GPUs. Under ``multiworker`` only the chief (worker 0) writes the run
+directory; every other worker keeps just its own backup, under ``backup/worker-N``, so that
+it resumes with the others. ``precision="mixed_float16"`` builds the players under the
+Keras mixed-precision policy and wraps both optimizers for loss scaling (GPUs with tensor
+cores; see ``mrigan_tf.training.mixed_precision``).
 """
 
 from __future__ import annotations
@@ -65,6 +74,9 @@ class TrainConfig:
     joint: bool | None = None              # train on image+mask; default: only for conditional models
     samples: int = 16
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    strategy: str = "default"              # default | mirrored | multiworker (tf.distribute)
+    precision: str = "float32"             # float32 | mixed_float16 | mixed_bfloat16
+    steps_per_execution: int = 1           # train steps per compiled call (fewer Python round trips)
 
     def __post_init__(self) -> None:
         if self.model not in model_families():
@@ -72,7 +84,16 @@ class TrainConfig:
                               f"{', '.join(sorted(model_families()))}")
         if (self.epochs is None) == (self.steps is None):
             raise MriganError("give exactly one of --epochs N or --steps N")
-        for name in ("epochs", "steps", "steps_per_epoch", "batch_size"):
+        from mrigan_tf.training.distribute import STRATEGIES
+        from mrigan_tf.training.mixed_precision import POLICIES
+
+        if self.strategy not in STRATEGIES:
+            raise MriganError(f"unknown strategy {self.strategy!r}; choose one of "
+                              f"{', '.join(STRATEGIES)}")
+        if self.precision not in POLICIES:
+            raise MriganError(f"unknown precision {self.precision!r}; choose one of "
+                              f"{', '.join(POLICIES)}")
+        for name in ("epochs", "steps", "steps_per_epoch", "batch_size", "steps_per_execution"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise MriganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -85,51 +106,54 @@ class TrainConfig:
     def uses_joint(self) -> bool:
         return self.conditional if self.joint is None else bool(self.joint)
 
-    # What may differ between a run and its resumption: how long it trains.
-    RESUMABLE_CHANGES = ("epochs", "steps")
+    # What may differ between a run and its resumption: how long it trains, and on how many
+    # devices (the global batch, hence the computation, is the same).
+    RESUMABLE_CHANGES = ("epochs", "steps", "strategy", "steps_per_execution")
 
 
 def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int):
-    """A fresh, compiled model for ``config``."""
+    """A fresh, compiled model for ``config``.
+
+    Built under ``config.precision``; call it inside ``strategy.scope()`` to train it under a
+    ``tf.distribute`` strategy (its variables and optimizers must be created there).
+    """
+    from mrigan_tf.training.mixed_precision import dtype_policy
+
     factory, model_class = model_families()[config.model]
     options = dict(config.model_options)
     options.setdefault("seed", config.seed)
     if config.conditional:
         options.setdefault("num_classes", num_classes)
-    try:
-        model = factory(image_shape, **options)
-    except TypeError as exc:
-        raise MriganError(f"bad option for model {config.model!r}: {exc}") from None
+    with dtype_policy(config.precision):
+        try:
+            model = factory(image_shape, **options)
+        except TypeError as exc:
+            raise MriganError(f"bad option for model {config.model!r}: {exc}") from None
     d_opt, g_opt = model_class.default_optimizers()
     if config.d_learning_rate is not None:
         d_opt.learning_rate = config.d_learning_rate
     if config.g_learning_rate is not None:
         g_opt.learning_rate = config.g_learning_rate
-    model.compile(d_opt, g_opt, jit_compile=config.jit_compile)
+    # Loss scaling follows the players' dtype (on for mixed_float16).
+    model.compile(d_opt, g_opt, jit_compile=config.jit_compile,
+                  steps_per_execution=config.steps_per_execution)
     return model
 
 
 def _check_resume(run_dir: Path, config: TrainConfig) -> None:
     saved = json.loads((run_dir / CONFIG_FILE).read_text())["train"]
     current = dataclasses.asdict(config)
+    # A setting missing from an older config.json had its default then.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.default is not dataclasses.MISSING}
     differs = [k for k in current if k not in TrainConfig.RESUMABLE_CHANGES
-               and saved.get(k) != current[k]]
+               and saved.get(k, defaults.get(k)) != current[k]]
     if differs:
         raise MriganError(f"{run_dir / CONFIG_FILE}: cannot resume with different settings "
                           f"({', '.join(f'{k}: {saved.get(k)!r} -> {current[k]!r}' for k in differs)})")
 
 
-def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
-              callbacks: list[keras.callbacks.Callback] | None = None, verbose: int | str = "auto",
-              show_samples: bool = False):
-    """Train ``config.model`` on ``config.data``; returns ``(model, history_dict)``.
-
-    ``resume`` continues the run in ``run_dir`` from its last finished epoch; without it,
-    ``run_dir`` must not exist yet (or be empty).
-    """
-    from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
-
-    run_dir = Path(run_dir)
+def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     if resume:
         if not (run_dir / CONFIG_FILE).is_file():
             raise DataError(run_dir, "nothing to resume: no config.json here (start the run "
@@ -139,6 +163,28 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
         raise DataError(run_dir, "run directory already exists; pass --resume to continue it "
                         "or choose another --out")
 
+
+def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
+              callbacks: list[keras.callbacks.Callback] | None = None, verbose: int | str = "auto",
+              show_samples: bool = False):
+    """Train ``config.model`` on ``config.data``; returns ``(model, history_dict)``.
+
+    ``resume`` continues the run in ``run_dir`` from its last finished epoch; without it,
+    ``run_dir`` must not exist yet (or be empty).
+
+    Under ``config.strategy == "multiworker"`` every worker calls this with the same
+    arguments; only the chief writes the run directory.
+    """
+    from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
+    from mrigan_tf.training.distribute import describe, is_chief, make_strategy
+
+    # First: a multi-worker strategy must exist before TensorFlow runs anything.
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
+    run_dir = Path(run_dir)
+    if chief:   # the other workers keep only their backup in it
+        _check_run_dir(run_dir, config, resume)
+
     dataset = load_dataset(config.data)
     keras.utils.set_random_seed(config.seed)
     output = "joint" if config.uses_joint else "image"
@@ -146,13 +192,62 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     if len(train_split) < config.batch_size:
         raise DataError(config.data, f"the train split holds {len(train_split)} slices, fewer "
                         f"than the batch size {config.batch_size}; lower --batch-size")
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise MriganError(f"the batch size {config.batch_size} does not split evenly among "
+                          f"{replicas} replicas; use a multiple of {replicas}")
     steps_per_epoch = config.steps_per_epoch or len(train_split) // config.batch_size
     epochs = config.epochs or math.ceil(config.steps / steps_per_epoch)
     channels = 2 if output == "joint" else 1
     image_shape = (dataset.image_size, dataset.image_size, channels)
-    model = build_model(config, image_shape, dataset.num_classes)
+    with strategy.scope():
+        model = build_model(config, image_shape, dataset.num_classes)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = run_dir / BACKUP_DIR
+    if not chief:
+        # Each worker restores its own copy of the (identical) weights on resume.
+        backup_dir = backup_dir / f"worker-{strategy.cluster_resolver.task_id}"
+        backup_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_config(run_dir, config, image_shape, dataset, steps_per_epoch, epochs,
+                      describe(strategy))
+
+    data = make_dataset(dataset, "train", batch_size=config.batch_size, output=output,
+                        seed=config.seed, repeat=True)
+    if replicas > 1:
+        # The arrays are in memory, not in files, so shard by element: every worker reads
+        # the same shuffled stream and keeps its own share of each global batch.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        data = data.with_options(options)
+    all_callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch",
+                                                      delete_checkpoint=False)]
+    if chief:
+        all_callbacks += [
+            keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
+            SampleGridCallback(run_dir / "samples", n=config.samples, seed=config.seed,
+                               show=show_samples),
+            LossHistoryPlot(run_dir / "loss_curves.png"),
+            *(callbacks or []),
+        ]
+    t0 = time.perf_counter()
+    history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                        callbacks=all_callbacks, verbose=verbose if chief else 0, shuffle=False)
+    elapsed = time.perf_counter() - t0
+    if not chief:
+        return model, history.history
+    with atomic_file(run_dir / MODEL_FILE) as tmp:
+        model.save(tmp)
+    summary = {"seconds": round(elapsed, 1), "epochs": epochs,
+               "generator_steps": int(model.g_optimizer.iterations.numpy()),
+               "critic_steps": int(model.d_optimizer.iterations.numpy())}
+    (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return model, history.history
+
+
+def _write_config(run_dir: Path, config: TrainConfig, image_shape, dataset, steps_per_epoch: int,
+                  epochs: int, distribution: dict[str, Any]) -> None:
     with atomic_file(run_dir / CONFIG_FILE) as tmp:
         tmp.write_text(json.dumps({
             "train": dataclasses.asdict(config),
@@ -165,30 +260,8 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
             "package_version": __version__,
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
+            "distribution": distribution,
         }, indent=2) + "\n")
-
-    data = make_dataset(dataset, "train", batch_size=config.batch_size, output=output,
-                        seed=config.seed, repeat=True)
-    all_callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), save_freq="epoch",
-                                         delete_checkpoint=False),
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
-        SampleGridCallback(run_dir / "samples", n=config.samples, seed=config.seed,
-                           show=show_samples),
-        LossHistoryPlot(run_dir / "loss_curves.png"),
-        *(callbacks or []),
-    ]
-    t0 = time.perf_counter()
-    history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=all_callbacks, verbose=verbose, shuffle=False)
-    elapsed = time.perf_counter() - t0
-    with atomic_file(run_dir / MODEL_FILE) as tmp:
-        model.save(tmp)
-    summary = {"seconds": round(elapsed, 1), "epochs": epochs,
-               "generator_steps": int(model.g_optimizer.iterations.numpy()),
-               "critic_steps": int(model.d_optimizer.iterations.numpy())}
-    (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return model, history.history
 
 
 def load_run(run_dir: str | os.PathLike):
