@@ -176,8 +176,10 @@ def fit_unet(model: keras.Model, train: PreparedDataset, epochs: int, steps_per_
     stream = segmentation_batches(train, batch_size, seed=seed, training=True, augment=augment)
     validation = (segmentation_batches(val, batch_size, training=False)
                   if val is not None and len(val) else None)
+    # shuffle=False: the stream is already shuffled (fit's own flag only applies to arrays).
     return model.fit(stream, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                     validation_data=validation, callbacks=callbacks or [], verbose=verbose)
+                     validation_data=validation, callbacks=callbacks or [], verbose=verbose,
+                     shuffle=False)
 
 
 # ## Training into a run directory
