@@ -62,3 +62,16 @@ def test_audit_flags_noisy_copies_and_passes_an_independent_set(populations):
         assert np.abs(train[pair["train_index"]] - original).max() < 0.3
     with pytest.raises(ValueError):
         memorization_audit(new[:0], train, heldout)
+
+
+def test_audit_thresholds_per_class(populations):
+    train, heldout, new = populations
+    held_labels = np.arange(len(heldout)) % 2
+    new_labels = np.arange(len(new)) % 2
+    audit = memorization_audit(new, train, heldout, top_k=4, synthetic_labels=new_labels,
+                               heldout_labels=held_labels)
+    assert audit["thresholds_per_class"]
+    assert set(audit["ssim"]["exceedance"]["p5"]["thresholds"]) == {"0", "1"}
+    assert not audit["suspected"]
+    with pytest.raises(ValueError, match="both"):
+        memorization_audit(new, train, heldout, synthetic_labels=new_labels)

@@ -31,6 +31,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from mrigan_tf.data.contract import PreparedDataset
 
@@ -98,19 +99,30 @@ def train_domain_classifier(dataset: PreparedDataset, steps: int = 400, batch_si
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", jit_compile=False)
     counts = np.bincount(train.labels, minlength=train.num_classes).astype(np.float64)
-    class_weight = {k: float(len(train) / (train.num_classes * c)) if c else 0.0
-                    for k, c in enumerate(counts)}
+    class_weight = np.where(counts > 0, len(train) / (train.num_classes * np.maximum(counts, 1)),
+                            0.0).astype(np.float32)
     rng = np.random.default_rng(seed)
     batch_size = min(batch_size, len(train))
     steps_per_epoch = max(1, len(train) // batch_size)
     epochs = max(1, int(np.ceil(steps / steps_per_epoch)))
-    for _ in range(epochs):
-        order = rng.permutation(len(train))[:steps_per_epoch * batch_size]
-        x = train.images[order].copy()
-        flip = rng.random(len(order)) < 0.5
-        x[flip] = x[flip, :, ::-1]
-        model.fit(x, train.labels[order], batch_size=batch_size, epochs=1, shuffle=False,
-                  class_weight=class_weight, verbose=0)
+    # The whole schedule up front (a numpy permutation per epoch, a flip per draw), then one
+    # fit() over it: deterministic for the seed, and no per-epoch fit() overhead.
+    order = np.concatenate([rng.permutation(len(train))[:steps_per_epoch * batch_size]
+                            for _ in range(epochs)]).astype(np.int32)
+    flips = rng.random(len(order)) < 0.5
+    images = tf.constant(train.images)
+    labels = tf.constant(train.labels)
+    weights = tf.constant(class_weight)
+
+    def gather(index, flip):
+        x = tf.gather(images, index)
+        x = tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x)
+        y = tf.gather(labels, index)
+        return x, y, tf.gather(weights, y)
+
+    schedule = (tf.data.Dataset.from_tensor_slices((order, flips))
+                .batch(batch_size).map(gather).prefetch(2))
+    model.fit(schedule, epochs=1, shuffle=False, verbose=0)
     if heldout is None and np.any(dataset.split == "test"):
         heldout = dataset.select("test")
     accuracy = None

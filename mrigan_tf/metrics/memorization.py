@@ -24,6 +24,9 @@ With h_i = nn(heldout_i) and s_j = nn(synthetic_j), for p in {0, 1, 5} percent:
     threshold_p = the (100 - p)-th percentile of {h_i}   (p = 0: the largest h_i)
     fraction_p  = share of synthetic j with s_j > threshold_p
 
+When class labels are given, threshold_p is computed per class (held-out slices of the
+synthetic slice's class), since e.g. healthy slices are more alike than tumor slices.
+
 A generator that samples new slices from the real distribution gives fraction_p close to
 p / 100 (for p = 0, about 1 / (number of held-out slices + 1)); a copying one gives a
 fraction near 1. We call memorization **suspected** when fraction_5 >= 3 x 0.05 = 0.15,
@@ -80,12 +83,22 @@ def nearest_training_slices(queries: np.ndarray, train: np.ndarray, top_k: int =
                            ssim=ssim[rows, best], ssim_index=idx[rows, best])
 
 
-def _exceedance(synthetic: np.ndarray, heldout: np.ndarray) -> dict:
+def _exceedance(synthetic: np.ndarray, heldout: np.ndarray, synthetic_groups: np.ndarray,
+                heldout_groups: np.ndarray) -> dict:
+    """Exceedance fractions, with thresholds taken within each group (class)."""
     out = {}
     for p in PERCENTILES:
-        threshold = float(np.max(heldout) if p == 0 else np.percentile(heldout, 100 - p))
-        out[f"p{p}"] = {"threshold": threshold,
-                        "fraction_synthetic_above": float(np.mean(synthetic > threshold)),
+        above = np.zeros(len(synthetic), dtype=bool)
+        thresholds = {}
+        for g in np.unique(synthetic_groups):
+            h = heldout[heldout_groups == g]
+            if len(h) == 0:   # no held-out slice of this class: use all of them
+                h = heldout
+            threshold = float(np.max(h) if p == 0 else np.percentile(h, 100 - p))
+            thresholds[str(g)] = threshold
+            above |= (synthetic_groups == g) & (synthetic > threshold)
+        out[f"p{p}"] = {"thresholds": thresholds,
+                        "fraction_synthetic_above": float(np.mean(above)),
                         "expected_if_independent": (1.0 / (len(heldout) + 1) if p == 0
                                                     else p / 100.0)}
     return out
@@ -97,7 +110,9 @@ def _summary(values: np.ndarray) -> dict:
 
 
 def memorization_audit(synthetic: np.ndarray, train: np.ndarray, heldout: np.ndarray,
-                       top_k: int = 8, n_pairs: int = 8) -> dict:
+                       top_k: int = 8, n_pairs: int = 8,
+                       synthetic_labels: np.ndarray | None = None,
+                       heldout_labels: np.ndarray | None = None) -> dict:
     """Audit (N, H, W, 1) synthetic slices against the training slices, with held-out real
     slices as the yardstick (see the module docstring for the exact definitions).
 
@@ -105,22 +120,36 @@ def memorization_audit(synthetic: np.ndarray, train: np.ndarray, heldout: np.nda
     summaries for synthetic and held-out slices, the exceedance fractions, ``suspected``; and
     ``closest_pairs``: the ``n_pairs`` synthetic slices nearest to a training slice by SSIM
     (indices into ``synthetic`` and ``train``) for a figure.
+
+    With ``synthetic_labels`` and ``heldout_labels``, the thresholds are taken per class
+    (a synthetic tumor slice is compared with held-out tumor slices): classes differ in how
+    alike their slices are, so one pooled threshold would depend on the class proportions.
     """
     for name, arr in (("synthetic", synthetic), ("train", train), ("heldout", heldout)):
         if len(arr) == 0:
             raise ValueError(f"the memorization audit needs {name} slices, got none")
+    if (synthetic_labels is None) != (heldout_labels is None):
+        raise ValueError("give labels for both the synthetic and the held-out slices, or neither")
+    syn_groups = (np.zeros(len(synthetic), np.int64) if synthetic_labels is None
+                  else np.asarray(synthetic_labels))
+    held_groups = (np.zeros(len(heldout), np.int64) if heldout_labels is None
+                   else np.asarray(heldout_labels))
+    if len(syn_groups) != len(synthetic) or len(held_groups) != len(heldout):
+        raise ValueError("one label per slice is needed")
     syn = nearest_training_slices(synthetic, train, top_k)
     held = nearest_training_slices(heldout, train, top_k)
     report: dict = {"n_synthetic": int(len(synthetic)), "n_train": int(len(train)),
                     "n_heldout": int(len(heldout)), "top_k": int(top_k),
-                    "rule": f"suspected when more than {SUSPECT_FACTOR:g} x "
-                            f"{SUSPECT_PERCENTILE / 100:g} of synthetic slices are nearer to a "
-                            f"training slice than the {100 - SUSPECT_PERCENTILE}th percentile "
-                            "of held-out real slices are"}
+                    "thresholds_per_class": synthetic_labels is not None,
+                    "rule": f"suspected when at least {SUSPECT_FACTOR:g} x "
+                            f"{SUSPECT_PERCENTILE / 100:g} of the synthetic slices are nearer "
+                            "to a training slice than the "
+                            f"{100 - SUSPECT_PERCENTILE}th percentile of the held-out real "
+                            "slices are, by SSIM or by correlation"}
     suspected = False
     for name, s, h in (("ssim", syn.ssim, held.ssim),
                        ("correlation", syn.correlation, held.correlation)):
-        exceed = _exceedance(s, h)
+        exceed = _exceedance(s, h, syn_groups, held_groups)
         flag = (exceed[f"p{SUSPECT_PERCENTILE}"]["fraction_synthetic_above"]
                 >= SUSPECT_FACTOR * SUSPECT_PERCENTILE / 100.0)
         suspected |= flag
