@@ -1,6 +1,7 @@
 """
 Title: Train on synthetic, test on real (TSTR): is the synthetic dataset worth anything?
-Description: U-Nets trained on real, synthetic and real + synthetic slices, scored on the same real test subjects.
+Description: U-Nets trained on real, synthetic and real + synthetic slices, scored on real
+test subjects.
 
 ## The question
 
@@ -13,7 +14,8 @@ initial weights for the same number of optimization steps with the same batch si
 * **real**: a fraction of the real training subjects;
 * **synthetic**: the synthetic dataset's train split only (no real slice at all);
 * **real + synthetic**: the same real subjects plus every synthetic training slice, shuffled
-  together.
+  together, so each source fills the batches in proportion to its size (10,000 synthetic
+  slices next to a few hundred real ones: mostly synthetic batches).
 
 The real arms are repeated at several fractions of the real training *subjects* (default
 10%, 25%, 100%): synthetic data matters most when real data is scarce. All arms are scored by
@@ -186,7 +188,8 @@ def run_tstr(real: str | os.PathLike | PreparedDataset,
         model = build_segmenter(config, real_ds.image_size)
         fit_unet(model, train, epochs=1, steps_per_epoch=steps, batch_size=batch_size,
                  seed=seed, augment=augment, verbose=verbose)
-        return int(model.optimizer.iterations.numpy()), evaluate_segmentation(model, test, split=None)
+        steps_done = int(model.optimizer.iterations.numpy())
+        return steps_done, evaluate_segmentation(model, test, split=None)
 
     subsets = {f: select_subjects(real_ds, f, seed) for f in fractions}
     rows: list[dict[str, Any]] = []
@@ -197,9 +200,11 @@ def run_tstr(real: str | os.PathLike | PreparedDataset,
     bar.update(1)
     for f in fractions:
         real_part = subjects_subset(real_ds, subsets[f])
-        for arm, train in (("real", real_part), ("real+synthetic", combine(real_part, synth_train))):
+        both = combine(real_part, synth_train)
+        for arm, train, synth_part in (("real", real_part, None),
+                                       ("real+synthetic", both, synth_train)):
             done, scores = train_and_score(train)
-            rows.append(_row(arm, f, real_part, synth_train if arm != "real" else None, done, scores))
+            rows.append(_row(arm, f, real_part, synth_part, done, scores))
             bar.update(1)
     bar.close()
 
@@ -256,8 +261,8 @@ def markdown_report(results: dict[str, Any]) -> str:
     s, real, synth = results["settings"], results["real"], results["synthetic"]
     lines = [
         "# Train on synthetic, test on real (TSTR)", "",
-        f"U-Nets trained for {s['steps']} steps of {s['batch_size']} slices each (seed {s['seed']}, "
-        f"same initial weights), scored on the {len(real['test_subjects'])} real test subject(s) "
+        f"U-Nets trained for {s['steps']} steps of {s['batch_size']} slices each "
+        f"(seed {s['seed']}, same initial weights), scored on the {len(real['test_subjects'])} real test subject(s) "
         f"({real['test_slices']} slices) of `{real['path']}`. Synthetic slices: "
         f"{synth['train_slices']} from `{synth['path']}`.", "",
         "| arm | real fraction | real subjects | real slices | synthetic slices | "
@@ -276,8 +281,8 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines.append("- Synthetic only reaches " + ("n/a" if ratio is None else f"{100 * ratio:.0f}%")
                  + " of the slice Dice of the U-Net trained on all real training subjects.")
     for f, gain in summary["gain_from_synthetic"].items():
-        lines.append(f"- Adding the synthetic slices to a fraction {float(f):g} of the real subjects changes "
-                     f"slice Dice by {'n/a' if gain is None else f'{gain:+.3f}'}.")
+        lines.append(f"- Adding the synthetic slices to a fraction {float(f):g} of the real "
+                     f"subjects changes slice Dice by {'n/a' if gain is None else f'{gain:+.3f}'}.")
     lines += [
         "", "## Context and caveats", "",
         "- For scale only: published BraTS experiments with GAN-generated image/mask pairs "
@@ -289,8 +294,8 @@ def markdown_report(results: dict[str, Any]) -> str:
         "subject. At fractions below 1 the real + synthetic arm thus sees, through the "
         "generator, subjects the real arm does not. A strict low-data experiment trains one "
         "generator per fraction.",
-        f"- One seed, {len(real['test_subjects'])} test subject(s), no error bars: differences of a "
-        "few hundredths are within the noise of a run. Repeat with other `--seed`s before "
+        f"- One seed, {len(real['test_subjects'])} test subject(s), no error bars: differences "
+        "of a few hundredths are within the noise of a run. Repeat with other `--seed`s before "
         "drawing conclusions.",
         "- Healthy-slice FP rate: the share of slices without tumor on which the U-Net draws "
         "any tumor pixel; a Dice over tumor slices cannot see these errors.", "",

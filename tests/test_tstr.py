@@ -155,7 +155,8 @@ def test_tstr_is_deterministic_for_a_seed(tstr_result, tmp_path):
     for a, b in zip(again["rows"], first["rows"][:3]):
         assert a.keys() == b.keys()
         for key, value in a.items():
-            assert value == (pytest.approx(b[key], abs=1e-6) if isinstance(value, float) else b[key])
+            expected = pytest.approx(b[key], abs=1e-6) if isinstance(value, float) else b[key]
+            assert value == expected, key
 
 
 def test_tstr_refuses_bad_inputs_before_training(tmp_path, tstr_result):

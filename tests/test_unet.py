@@ -89,7 +89,8 @@ def test_dice_bce_loss_is_dice_plus_pixel_mean_bce():
     y = (rng.uniform(size=(3, 8, 8, 1)) > 0.7).astype(np.float32)
     p = rng.uniform(0.01, 0.99, size=(3, 8, 8, 1)).astype(np.float32)
     bce = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=(1, 2, 3))
-    dice = 1 - (2 * (y * p).sum(axis=(1, 2, 3)) + 1) / (y.sum(axis=(1, 2, 3)) + p.sum(axis=(1, 2, 3)) + 1)
+    axes = (1, 2, 3)
+    dice = 1 - (2 * (y * p).sum(axis=axes) + 1) / (y.sum(axis=axes) + p.sum(axis=axes) + 1)
     got = keras.ops.convert_to_numpy(dice_bce_loss(y, p))
     np.testing.assert_allclose(got, dice + bce, rtol=1e-4)
 
@@ -115,7 +116,8 @@ def test_metrics_pool_counts_over_batches_like_numpy(metric_class):
     for y, p in batches:
         metric.update_state(y, p)
     inter, true, pred = map(sum, zip(*[_np_overlap(y, p) for y, p in batches]))
-    expected = 2 * inter / (true + pred) if metric_class is DiceCoefficient else inter / (true + pred - inter)
+    expected = (2 * inter / (true + pred) if metric_class is DiceCoefficient
+                else inter / (true + pred - inter))
     assert float(metric.result()) == pytest.approx(expected, rel=1e-6)
     # Pooled, not the mean of per-batch scores (which differ here).
     assert 0.0 < expected < 1.0

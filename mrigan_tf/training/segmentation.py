@@ -289,10 +289,12 @@ def load_unet_run(run_dir: str | os.PathLike):
         try:
             return keras.models.load_model(model_path), saved, model_path
         except Exception as exc:  # a truncated or foreign file: say which
-            raise DataError(model_path, f"cannot load the model ({type(exc).__name__}: {exc})") from None
+            raise DataError(model_path, f"cannot load the model "
+                            f"({type(exc).__name__}: {exc})") from None
     backup = run_dir / BACKUP_DIR / "latest.weights.h5"
     if not backup.is_file():
-        raise DataError(run_dir, "holds neither model.keras nor a backup: was training started here?")
+        raise DataError(run_dir, "holds neither model.keras nor a backup: was training "
+                        "started here?")
     config = SegmentationConfig(**saved["train"])
     model = build_segmenter(config, int(saved["image_shape"][0]))
     model.load_weights(backup)
