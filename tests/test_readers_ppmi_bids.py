@@ -85,26 +85,35 @@ def test_ppmi_participant_status_columns(ppmi, tmp_path):
     assert len(ds.meta["subjects"]) == 6
 
 
-def test_ppmi_subject_in_csv_without_images_and_dicom_only(ppmi, tmp_path):
+def test_ppmi_subject_in_csv_without_images(ppmi, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(ppmi, src)
     csv = src / "idaSearch_collection.csv"
-    csv.write_text(csv.read_text() + "I99,3099,PD,M,70,1,MRI,MPRAGE\n"
-                   + "I98,3098,Control,M,70,1,MRI,MPRAGE\n")
+    csv.write_text(csv.read_text() + "I99,3099,PD,M,70,1,MRI,MPRAGE\n")
+    with pytest.raises(DataError, match="3099 is in the CSV but has no NIfTI image") as err:
+        prepare_dataset("ppmi", src, tmp_path / "out", size=SIZE, workers=1, progress=False)
+    assert str(err.value).startswith(str(csv))
+    assert not (tmp_path / "out").exists()
+    report = prepare_dataset("ppmi", src, tmp_path / "out", size=SIZE, workers=1,
+                             progress=False, skip_bad=True, series="MPRAGE")
+    assert [(b.subject, b.file) for b in report.skipped] == [("3099", str(csv))]
+    assert report.num_subjects == 6 and "3099" in report.summary()
+
+
+def test_ppmi_dicom_without_pydicom_says_what_to_do(ppmi, tmp_path, monkeypatch):
+    from mrigan_tf.data.readers import ppmi as ppmi_module
+
+    src = tmp_path / "src"
+    shutil.copytree(ppmi, src)
+    csv = src / "idaSearch_collection.csv"
+    csv.write_text(csv.read_text() + "I98,3098,Control,M,70,1,MRI,MPRAGE\n")
     dicom = src / "3098" / "MPRAGE" / "2012-01-01" / "S9"
     dicom.mkdir(parents=True)
     (dicom / "IM0001.dcm").write_bytes(b"\0" * 128 + b"DICM")
-    with pytest.raises(DataError, match="DICOM series only") as err:
+    monkeypatch.setattr(ppmi_module, "dicom_available", lambda: False)
+    with pytest.raises(DataError, match="pydicom is not installed") as err:
         prepare_dataset("ppmi", src, tmp_path / "out", size=SIZE, workers=1, progress=False)
     assert str(dicom) in str(err.value) and "dcm2niix" in str(err.value)
-    report = prepare_dataset("ppmi", src, tmp_path / "out", size=SIZE, workers=1,
-                             progress=False, skip_bad=True, series="MPRAGE")
-    bad = {b.subject: b for b in report.skipped}
-    assert set(bad) == {"3098", "3099"}
-    assert "is in the CSV but has no NIfTI image" in bad["3099"].problem
-    assert bad["3099"].file == str(csv)
-    assert report.num_subjects == 6
-    assert "3099" in report.summary()
 
 
 def test_ppmi_csv_choice_errors(ppmi, tmp_path):

@@ -284,20 +284,20 @@ def _deliver(index, subject, slices, problem, on_result, record) -> None:
 
 # ## One volume, one class per subject (OASIS, PPMI, BIDS)
 
-def slice_classified_volume(image_path: str, subject_class: int, params: Any,
+def slice_classified_volume(image: Any, subject_class: int, params: Any,
                             label_path: str | None = None, positive_labels: Sequence[int] = (),
                             known_labels: Sequence[int] | None = None):
     """Slices of a subject whose class is per person (every slice gets ``subject_class``).
 
-    With ``label_path`` (a tissue map, say), the mask is its ``positive_labels``; otherwise
+    ``image`` is a NIfTI/Analyze path or an already loaded ``NiftiVolume``. With ``label_path`` (a tissue map, say), the mask is its ``positive_labels``; otherwise
     masks are empty. The slicing is the phantom's and BraTS's (``slice_subject``).
     """
     import numpy as np
 
-    from mrigan_tf.data.nifti import load_label_volume, load_nifti_volume
+    from mrigan_tf.data.nifti import NiftiVolume, load_label_volume, load_nifti_volume
     from mrigan_tf.data.preprocessing import labels_to_mask, slice_subject
 
-    volume = load_nifti_volume(image_path)
+    volume = image if isinstance(image, NiftiVolume) else load_nifti_volume(image)
     mask = None
     if label_path is not None:
         labels = load_label_volume(label_path, volume)

@@ -3,8 +3,9 @@ Description: T1 MRI of the Parkinson's Progression Markers Initiative -> slices 
 
 PPMI (ppmi-info.org, images from the LONI IDA) downloads as one folder per subject,
 ``PPMI/<PATNO>/<series description>/<date>/<image ID>/...``, in DICOM or, when asked for at
-download time, NIfTI. This reader reads NIfTI (convert DICOM series first with
-``dcm2niix``, see data_scripts/README.md). The class comes from a CSV of subject -> cohort:
+download time, NIfTI. This reader reads NIfTI, and DICOM series when pydicom is installed
+(the optional ``dicom`` extra; one folder per series, see ``readers.dicom``); a NIfTI
+volume is preferred when a subject has both. The class comes from a CSV of subject -> cohort:
 the collection CSV that IDA writes next to a download (columns ``Subject``, ``Group``) or
 the study's ``Participant_Status.csv`` (``PATNO``, ``COHORT_DEFINITION`` or ``COHORT``).
 Parkinson's disease is class 1, healthy controls class 0; other cohorts (SWEDD, prodromal,
@@ -27,6 +28,7 @@ from mrigan_tf.data.readers.common import (
     Inventory, Subject, pick_column, read_table, require_directory, slice_classified_volume,
     strip_nifti_suffix, walk_files,
 )
+from mrigan_tf.data.readers.dicom import dicom_available
 from mrigan_tf.errors import DataError
 
 CLASS_NAMES = ["Control", "PD"]
@@ -60,18 +62,22 @@ class PpmiReader:
                 groups.setdefault(row[sid_col], set()).add(row[group_col])
 
         volumes: dict[str, list[Path]] = {}
-        dicom_only: dict[str, Path] = {}
+        dicom_series: dict[str, list[Path]] = {}
         for path in walk_files(src):
             rel = path.relative_to(src)
             owner = next((part for part in rel.parts[:-1] if part in groups), rel.parts[0])
+            if self.series is not None and self.series.lower() not in str(rel).lower():
+                continue
             if strip_nifti_suffix(path.name) is not None:
-                if self.series is None or self.series.lower() in str(rel).lower():
-                    volumes.setdefault(owner, []).append(path)
+                volumes.setdefault(owner, []).append(path)
             elif path.suffix.lower() == ".dcm" and len(rel.parts) > 1:
-                dicom_only.setdefault(owner, path.parent)
+                found = dicom_series.setdefault(owner, [])
+                if path.parent not in found:
+                    found.append(path.parent)
+        can_read_dicom = dicom_available()
 
         subjects, excluded = [], []
-        for sid in sorted(set(groups) | set(volumes) | set(dicom_only)):
+        for sid in sorted(set(groups) | set(volumes) | set(dicom_series)):
             subject = Subject(id=sid, files={})
             values = groups.get(sid)
             if values is None:
@@ -94,9 +100,12 @@ class PpmiReader:
             subject.facts = {"cohort": value}
             if sid in volumes:
                 subject.files["t1"] = str(volumes[sid][0])
-            elif sid in dicom_only:
-                subject.problem = (str(dicom_only[sid]), "DICOM series only; convert it to "
-                                   "NIfTI first (dcm2niix -z y -o OUT DIR)")
+            elif sid in dicom_series and can_read_dicom:
+                subject.files["dicom"] = str(sorted(dicom_series[sid])[0])
+            elif sid in dicom_series:
+                subject.problem = (str(dicom_series[sid][0]), "DICOM series only, and pydicom is "
+                                   "not installed: pip install \"mrigan-tf[dicom]\", or convert "
+                                   "it to NIfTI (dcm2niix -z y -o OUT DIR)")
             else:
                 filt = f" whose path contains {self.series!r}" if self.series else ""
                 subject.problem = (str(sheet), f"subject {sid} is in the CSV but has no "
@@ -126,4 +135,9 @@ class PpmiReader:
         return found[0]
 
     def read_subject(self, subject: Subject, params):
+        if "dicom" in subject.files:
+            from mrigan_tf.data.readers.dicom import load_dicom_series
+
+            return slice_classified_volume(load_dicom_series(subject.files["dicom"]),
+                                           subject.label, params)
         return slice_classified_volume(subject.files["t1"], subject.label, params)
