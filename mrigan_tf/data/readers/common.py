@@ -260,11 +260,18 @@ def read_subjects(reader: Reader, subjects: Sequence[Subject], params: Any,
         else:
             pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=_process_context())
             try:
-                futures = [pool.submit(_read_one, job) for job in jobs]
-                for future in cf.as_completed(futures):
-                    index, slices, problem = future.result()
-                    _deliver(index, subjects[index], slices, problem, on_result, record)
-                    bar.update(1)
+                # A window of at most two subjects per worker in flight: finished results
+                # are handed over and dropped, so memory does not grow with the dataset.
+                queue = iter(jobs)
+                running = {pool.submit(_read_one, job) for job in _take(queue, 2 * workers)}
+                while running:
+                    finished, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for future in finished:
+                        index, slices, problem = future.result()
+                        _deliver(index, subjects[index], slices, problem, on_result, record)
+                        bar.update(1)
+                    running |= {pool.submit(_read_one, job) for job in _take(queue, len(finished))}
+                    del finished, future, slices
             except BaseException:
                 # Stop at once: the subjects not yet started are not needed any more.
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -306,3 +313,7 @@ def slice_classified_volume(image: Any, subject_class: int, params: Any,
     # slice_subject's per-slice class means "lesion shown"; here the class is the person's.
     slices.labels = np.full(len(slices.labels), subject_class, dtype=np.int32)
     return slices
+
+
+def _take(iterator: Iterator[Any], n: int) -> list[Any]:
+    return [job for _, job in zip(range(n), iterator)]
