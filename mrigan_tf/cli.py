@@ -133,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_phantom)
 
+    from mrigan_tf.prepare import add_prepare_arguments
+
+    p = sub.add_parser(
+        "prepare", help="prepare a real dataset (BraTS, OASIS-1, PPMI, BIDS, image folders)",
+        description="Turn a downloaded dataset into a dataset directory (dataset.npz + "
+                    "meta.json), split by subject, in the same contract as the phantom. "
+                    "Where to register and what to download: data_scripts/README.md.")
+    add_prepare_arguments(p)
+
     p = sub.add_parser(
         "train", help="train a GAN on a dataset directory into a resumable run directory",
         description="Train one of the package's GANs on a prepared dataset (the train split). "

@@ -66,7 +66,7 @@ class PreparedDataset:
         return int(self.meta["image_size"])
 
     def joint(self) -> np.ndarray:
-        """The GAN's joint input ``concat([image, 2*mask-1], -1)``, shape (N, H, W, 2)."""
+        """The GAN's joint input ``concat([image, 2*mask-1], -1)``, shape (N, H, W, C + 1)."""
         return np.concatenate([self.images, 2.0 * self.masks.astype(np.float32) - 1.0], axis=-1)
 
     def select(self, split: str | None = None, label: int | None = None) -> "PreparedDataset":
@@ -94,6 +94,15 @@ class PreparedDataset:
         return {s: sorted(set(self.subjects[self.split == s].tolist())) for s in SPLITS}
 
 
+def image_channels(meta: dict[str, Any]) -> int:
+    """Image channels: 1 (one modality), or one per name in ``meta["channels"]``.
+
+    A multi-modal dataset (e.g. BraTS prepared with ``--modalities t1ce,flair``) lists its
+    modalities, in channel order, as ``meta["channels"]``; the mask stays one channel.
+    """
+    return len(meta.get("channels") or [None])
+
+
 def _meta_problem(meta: dict[str, Any]) -> str | None:
     """What is wrong with the metadata the contract needs, or ``None``."""
     missing = [k for k in REQUIRED_META if k not in meta]
@@ -102,6 +111,10 @@ def _meta_problem(meta: dict[str, Any]) -> str | None:
     size = meta["image_size"]
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
         return f"meta image_size must be a positive integer, got {size!r}"
+    channels = meta.get("channels")
+    if channels is not None and (not isinstance(channels, (list, tuple)) or not channels
+                                 or not all(isinstance(c, str) for c in channels)):
+        return f"meta channels must be a non-empty list of modality names, got {channels!r}"
     names = meta["class_names"]
     if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
         return f"meta class_names must be a non-empty list of names, got {names!r}"
@@ -122,11 +135,12 @@ def validate_dataset(ds: PreparedDataset, path: str | os.PathLike | None = None)
     if n < 0:
         fail(f"labels must be 1-D, got shape {ds.labels.shape}")
     size = int(ds.meta["image_size"])
-    if ds.images.dtype != np.float32 or ds.images.shape != (n, size, size, 1):
-        fail(f"images must be float32 of shape ({n}, {size}, {size}, 1), "
+    channels = image_channels(ds.meta)
+    if ds.images.dtype != np.float32 or ds.images.shape != (n, size, size, channels):
+        fail(f"images must be float32 of shape ({n}, {size}, {size}, {channels}), "
              f"got {ds.images.dtype} {ds.images.shape}")
-    if ds.masks.dtype != np.uint8 or ds.masks.shape != ds.images.shape:
-        fail(f"masks must be uint8 with the images' shape {ds.images.shape}, "
+    if ds.masks.dtype != np.uint8 or ds.masks.shape != (n, size, size, 1):
+        fail(f"masks must be uint8 of shape ({n}, {size}, {size}, 1), "
              f"got {ds.masks.dtype} {ds.masks.shape}")
     if ds.labels.dtype != np.int32:
         fail(f"labels must be int32, got {ds.labels.dtype}")
