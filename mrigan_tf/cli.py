@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 from mrigan_tf import __version__
@@ -51,7 +52,32 @@ def _parse_option(text: str) -> tuple[str, object]:
         return key.strip().replace("-", "_"), value
 
 
+def _train_unet(args: argparse.Namespace) -> int:
+    import json
+
+    from mrigan_tf.training.segmentation import EVALUATION_FILE, SegmentationConfig, train_unet
+
+    options = dict(args.set or [])
+    for name in ("width", "depth", "dropout"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
+    config = SegmentationConfig(data=args.data, epochs=args.epochs, steps=args.steps,
+                                steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+                                seed=args.seed, learning_rate=args.lr or 1e-3,
+                                jit_compile=args.jit, augment=not args.no_augment,
+                                model_options=options)
+    train_unet(config, args.out, resume=args.resume, verbose=0 if args.quiet else "auto")
+    print(f"trained unet; run written to {args.out} (model.keras, history.csv, "
+          f"loss_curves.png, {EVALUATION_FILE})")
+    evaluation = Path(args.out) / EVALUATION_FILE
+    if evaluation.exists():
+        print(json.dumps(json.loads(evaluation.read_text()), indent=2))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.model == "unet":
+        return _train_unet(args)
     from mrigan_tf.training.runner import TrainConfig, train_gan
 
     options = dict(args.set or [])
@@ -93,6 +119,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     per_class = {name: int((ds.labels == k).sum()) for k, name in enumerate(ds.class_names)}
     print(f"wrote {len(ds)} synthetic image/mask pairs to {args.out} {per_class} "
           f"({', '.join(formats)})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mrigan_tf.evaluation import REPORT_MD, evaluate_synthetic
+
+    report = evaluate_synthetic(args.real, args.synthetic, args.out, extractor=args.extractor,
+                                max_images=args.max_images, seed=args.seed,
+                                overwrite=args.overwrite, progress=not args.quiet)
+    extractor = report["extractor"]
+    print(f"evaluation written to {args.out} (report.json, {REPORT_MD}, evaluation.png); "
+          f"features: {extractor['name']} ({extractor['weights']})")
+    return 0
+
+
+def cmd_tstr(args: argparse.Namespace) -> int:
+    from mrigan_tf.tstr import REPORT_FILE, run_tstr
+
+    run_tstr(args.real, args.synthetic, args.out, fractions=args.fractions, steps=args.steps,
+             batch_size=args.batch_size, seed=args.seed, learning_rate=args.lr,
+             augment=not args.no_augment, jit_compile=args.jit,
+             model_options={"width": args.width} if args.width else None,
+             overwrite=args.overwrite, progress=not args.quiet)
+    print(f"TSTR table written to {Path(args.out) / REPORT_FILE} (and tstr.json, tstr.png)")
     return 0
 
 
@@ -143,13 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_prepare_arguments(p)
 
     p = sub.add_parser(
-        "train", help="train a GAN on a dataset directory into a resumable run directory",
-        description="Train one of the package's GANs on a prepared dataset (the train split). "
+        "train", help="train a GAN or the U-Net on a dataset directory (resumable run directory)",
+        description="Train one of the package's GANs, or the U-Net segmenter, on a prepared "
+                    "dataset (the train split; the U-Net is then scored on the test subjects). "
                     "The run directory gets config.json, a backup after every epoch, sample "
                     "grids, history.csv, loss curves and, at the end, model.keras. After an "
                     "interruption, the same command with --resume continues from the last "
                     "finished epoch.")
-    p.add_argument("--model", required=True, help="gan, dcgan, wgan or cwgan-gp")
+    p.add_argument("--model", required=True,
+                   help="gan, dcgan, wgan, cwgan-gp, or unet (the segmentation network)")
     p.add_argument("--data", required=True, help="dataset directory (dataset.npz + meta.json)")
     p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     length = p.add_mutually_exclusive_group(required=True)
@@ -177,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-matching", action="store_const", const=True, default=None,
                    help="gan/dcgan: feature-matching generator loss")
     p.add_argument("--clip-value", type=float, default=None, help="wgan: weight clipping bound c")
+    p.add_argument("--lr", type=float, default=None, help="unet: learning rate (default 1e-3)")
+    p.add_argument("--depth", type=_positive_int, default=None, help="unet: number of poolings")
+    p.add_argument("--dropout", type=float, default=None, help="unet: bottleneck dropout rate")
+    p.add_argument("--no-augment", action="store_true", help="unet: no random flips")
     p.add_argument("--set", action="append", type=_parse_option, metavar="KEY=VALUE",
                    help="any other option of the model's factory (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -202,6 +258,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "evaluate", help="compare a synthetic dataset with the real one (FID/KID, IS, diversity, "
+                         "memorization)",
+        description="Evaluate a synthetic dataset against the real dataset it imitates: FID and "
+                    "KID with the real-vs-real floor (train vs test subjects), Inception Score, "
+                    "MS-SSIM / LPIPS diversity, mask statistics and a memorization audit, per "
+                    "class and overall. Writes report.json, report.md and evaluation.png to --out. "
+                    "The report names the feature extractor it used.")
+    p.add_argument("--real", required=True, help="real dataset directory (train and test splits)")
+    p.add_argument("--synthetic", required=True, help="synthetic dataset directory")
+    p.add_argument("--out", required=True, help="report directory to create")
+    p.add_argument("--extractor", choices=("domain", "inception"), default="domain",
+                   help="features for FID/KID: a classifier trained on the real train split "
+                        "(domain, default, offline) or InceptionV3 with ImageNet weights from "
+                        "the local Keras cache (inception; falls back to domain, and says so, "
+                        "when the weights are not there)")
+    p.add_argument("--max-images", type=_positive_int, default=2000,
+                   help="at most this many slices per set (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "tstr", help="train on synthetic, test on real: U-Nets on real, synthetic and both",
+        description="The experiment that says what a synthetic dataset is worth: U-Nets trained "
+                    "on (a) real, (b) synthetic only, (c) real + synthetic slices, at several "
+                    "fractions of the real training subjects, all scored on the same held-out "
+                    "real test subjects with the same number of steps. Writes tstr.json, tstr.md "
+                    "and tstr.png to --out.")
+    p.add_argument("--real", required=True, help="real dataset directory")
+    p.add_argument("--synthetic", required=True, help="synthetic dataset directory")
+    p.add_argument("--out", required=True, help="output directory to create")
+    p.add_argument("--fractions", type=_proportions, default=[0.1, 0.25, 1.0],
+                   help="fractions of the real training subjects (default 0.1,0.25,1)")
+    p.add_argument("--steps", type=_positive_int, default=1000,
+                   help="optimisation steps per U-Net (default 1000)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--width", type=_positive_int, default=None, help="U-Net base width")
+    p.add_argument("--no-augment", action="store_true", help="no random flips")
+    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
+                   help="XLA-compile the train step (default: on with a GPU, off on CPU)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_tstr)
 
     p = sub.add_parser(
         "demo", help="run the main job end to end on the embedded dataset",
