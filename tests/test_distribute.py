@@ -29,9 +29,8 @@ PARITY_CASES = {
                                "augment": "translation,cutout,brightness,contrast"}),
     "dcgan": ((16, 16, 1), {"latent_dim": 8, "width": 4}),
     "wgan": ((16, 16, 1), {"latent_dim": 8, "width": 4, "n_critic": 2}),
-    "gan": ((16, 16, 1), {"latent_dim": 8, "generator_units": [16],
-                          "discriminator_units": [16]}),
 }
+# (The vanilla GAN's train_step is the DCGAN's: its parity is checked with the DCGAN.)
 BATCH = 8
 
 
@@ -196,12 +195,12 @@ def _noise_check() -> dict:
 
     from mrigan_tf.models import make_gan
 
-    image_shape, options = PARITY_CASES["gan"]
-    single = make_gan("gan", image_shape, seed=5, **options)
+    image_shape, options = PARITY_CASES["dcgan"]
+    single = make_gan("dcgan", image_shape, seed=5, **options)
     expected = single.draw_latent(BATCH).numpy()
     strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
     with strategy.scope():
-        model = make_gan("gan", image_shape, seed=5, **options)
+        model = make_gan("dcgan", image_shape, seed=5, **options)
     per_replica = strategy.run(tf.function(lambda: model.draw_latent(BATCH // 2)))
     rows = [t.numpy() for t in strategy.experimental_local_results(per_replica)]
     return {"replicas": len(rows),

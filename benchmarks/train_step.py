@@ -1,0 +1,284 @@
+"""The project's cWGAN-GP train step against the textbook one, side by side, in images/s.
+
+*Textbook* is the step as the keras-io WGAN-GP example writes it: a ``keras.Model`` whose
+``train_step`` loops in Python over the critic steps (unrolled when ``fit`` traces it into a
+plain ``tf.function``), calls the critic separately on the real and the fake batch, records
+the generator's forward pass on the critic's tape, runs without XLA and is fed NumPy arrays
+through ``fit(x, batch_size=...)``. *Ours* is ``ConditionalWGANGP`` as ``mrigan-tf train``
+runs it: one critic call on real and fake stacked, the fake batch a constant for the critic,
+the ``make_dataset`` pipeline (in-memory tensors, cache, shuffle, prefetch), and then each
+speed-up that TensorFlow offers, added one at a time:
+
+    ours_no_xla        the step and the pipeline, no XLA
+    ours_xla           + jit_compile=True (the GP's nested tape and UpSampling2D compile)
+    ours_xla_spe4      + steps_per_execution=4 (four steps per compiled call, no Python
+                       between them)
+
+Both models have the same generator and critic (``build_conditional_generator`` /
+``build_conditional_critic``), the same weights at the start, the same batch, n_critic,
+latent size and data, and no DiffAugment. The math is the same too: the textbook model here
+draws alpha uniformly and adds the epsilon (keras-io draws alpha from a normal and has no
+epsilon; neither changes the speed). Layouts are channels-last (NHWC), TensorFlow's native
+layout on CPUs and the layout cuDNN's tensor-core kernels prefer under mixed precision.
+
+Images/s counts real images per generator step (``batch * steps / seconds``); each model is
+warmed up first (tracing, XLA compilation) and timed with ``fit`` over the same number of
+steps. ``phases_ms`` times the pieces of one of our steps, each compiled alone without XLA,
+so the bottleneck shows: the input pipeline (per batch), one critic update without the
+penalty, the penalty with its gradient (the nested tape: a double backward pass), and one
+generator update.
+
+Run: ``.venv/bin/python benchmarks/train_step.py [--sizes 64 128] [--steps N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrigan_tf.data.contract import PreparedDataset
+from mrigan_tf.data.pipeline import make_dataset
+from mrigan_tf.models import make_gan
+from mrigan_tf.models.cwgan_gp import GP_EPSILON, ConditionalWGANGP, gradient_penalty
+
+#: Per image size: model width, batch, critic steps per generator step, timed steps.
+#: 128 px is kept light (the machine is a shared 2-core CPU).
+SETTINGS = {
+    64: {"width": 16, "batch": 32, "n_critic": 3, "steps": 6},
+    128: {"width": 8, "batch": 16, "n_critic": 3, "steps": 3},
+}
+#: The variants measured per size: every step of the way at 64 px, the two ends at 128 px
+#: (each XLA variant costs a compilation of tens of seconds on this CPU).
+VARIANTS = {64: ("textbook", "ours_no_xla", "ours_xla", "ours_xla_spe4"),
+            128: ("textbook", "ours_xla")}
+LATENT_DIM = 128
+GP_WEIGHT = 10.0
+
+
+# ## The textbook step (keras-io, examples/generative/wgan_gp.py, made conditional)
+
+class TextbookWGANGP(keras.Model):
+    def __init__(self, discriminator, generator, latent_dim, discriminator_extra_steps=3,
+                 gp_weight=10.0):
+        super().__init__()
+        self.discriminator = discriminator
+        self.generator = generator
+        self.latent_dim = latent_dim
+        self.d_steps = discriminator_extra_steps
+        self.gp_weight = gp_weight
+
+    def compile(self, d_optimizer, g_optimizer):
+        super().compile(jit_compile=False)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    def gradient_penalty(self, batch_size, real_images, fake_images, labels):
+        alpha = tf.random.uniform([batch_size, 1, 1, 1], 0.0, 1.0)
+        interpolated = real_images + alpha * (fake_images - real_images)
+        with tf.GradientTape() as gp_tape:
+            gp_tape.watch(interpolated)
+            pred = self.discriminator([interpolated, labels], training=True)
+        grads = gp_tape.gradient(pred, [interpolated])[0]
+        norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + GP_EPSILON)
+        return tf.reduce_mean((norm - 1.0) ** 2)
+
+    def train_step(self, data):
+        real_images, labels = data
+        batch_size = tf.shape(real_images)[0]
+        for i in range(self.d_steps):
+            random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
+            with tf.GradientTape() as tape:
+                fake_images = self.generator([random_latent_vectors, labels], training=True)
+                fake_logits = self.discriminator([fake_images, labels], training=True)
+                real_logits = self.discriminator([real_images, labels], training=True)
+                d_cost = tf.reduce_mean(fake_logits) - tf.reduce_mean(real_logits)
+                gp = self.gradient_penalty(batch_size, real_images, fake_images, labels)
+                d_loss = d_cost + gp * self.gp_weight
+            d_gradient = tape.gradient(d_loss, self.discriminator.trainable_variables)
+            self.d_optimizer.apply_gradients(
+                zip(d_gradient, self.discriminator.trainable_variables))
+
+        random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
+        with tf.GradientTape() as tape:
+            generated_images = self.generator([random_latent_vectors, labels], training=True)
+            gen_img_logits = self.discriminator([generated_images, labels], training=True)
+            g_loss = -tf.reduce_mean(gen_img_logits)
+        gen_gradient = tape.gradient(g_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(gen_gradient, self.generator.trainable_variables))
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+
+# ## Data and models
+
+def random_dataset(size: int, n: int, seed: int = 0) -> PreparedDataset:
+    """``n`` random slices in the dataset contract (speed does not depend on the pixels)."""
+    rng = np.random.default_rng(seed)
+    masks = (rng.uniform(size=(n, size, size, 1)) > 0.9).astype(np.uint8)
+    return PreparedDataset(
+        images=rng.uniform(-1, 1, (n, size, size, 1)).astype(np.float32), masks=masks,
+        labels=(np.arange(n) % 2).astype(np.int32),
+        subjects=np.array([f"s{i // 8}" for i in range(n)]),
+        split=np.array(["train"] * n),
+        meta={"class_names": ["healthy", "tumor"], "image_size": size, "source": "benchmark"})
+
+
+def adam() -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+
+
+def ours(size: int, s: dict, jit: bool, steps_per_execution: int = 1) -> ConditionalWGANGP:
+    model = make_gan("cwgan-gp", (size, size, 2), width=s["width"], latent_dim=LATENT_DIM,
+                     n_critic=s["n_critic"], gp_weight=GP_WEIGHT, seed=0)
+    model.compile(adam(), adam(), jit_compile=jit, steps_per_execution=steps_per_execution)
+    return model
+
+
+def textbook(reference: ConditionalWGANGP, s: dict) -> TextbookWGANGP:
+    """The textbook model on clones of ``reference``'s players, with the same weights."""
+    generator = keras.models.clone_model(reference.generator)
+    critic = keras.models.clone_model(reference.critic)
+    generator.set_weights(reference.generator.get_weights())
+    critic.set_weights(reference.critic.get_weights())
+    model = TextbookWGANGP(critic, generator, LATENT_DIM, s["n_critic"], GP_WEIGHT)
+    model.compile(adam(), adam())
+    return model
+
+
+# ## Timing
+
+def time_fit(model, fit_args: dict, batch: int, steps: int, warmup: int) -> dict:
+    """images/s over ``steps`` generator steps of ``fit``, after ``warmup`` untimed ones."""
+    start = time.perf_counter()
+    model.fit(**fit_args, epochs=1, steps_per_epoch=warmup, verbose=0)
+    warmup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    model.fit(**fit_args, epochs=1, steps_per_epoch=steps, verbose=0)
+    seconds = time.perf_counter() - start
+    return {"images_per_s": round(batch * steps / seconds, 1),
+            "step_ms": round(1000 * seconds / steps, 1), "warmup_s": round(warmup_s, 1)}
+
+
+def time_function(fn, args, n: int) -> float:
+    """Milliseconds per call of ``fn(*args)`` (a ``tf.function``), after two warm-up calls."""
+    for _ in range(2):
+        result = fn(*args)
+    float(tf.reduce_sum(result))
+    start = time.perf_counter()
+    for _ in range(n):
+        result = fn(*args)
+    float(tf.reduce_sum(result))   # wait for the device before stopping the clock
+    return round(1000 * (time.perf_counter() - start) / n, 1)
+
+
+def time_phases(size: int, s: dict, pipeline: tf.data.Dataset, n: int) -> dict:
+    """Milliseconds of each phase of our step, each compiled alone (no XLA)."""
+    model = ours(size, s, jit=False)
+    real, labels = next(iter(pipeline))
+
+    def critic_without_gp(real, labels):
+        latent = model.draw_latent(tf.shape(real)[0])
+        fake = tf.stop_gradient(model.generator([latent, labels], training=True))
+        with tf.GradientTape() as tape:
+            d_real, d_fake = model.critic_scores(real, fake, labels)
+            loss = tf.reduce_mean(d_fake) - tf.reduce_mean(d_real)
+        grads = tape.gradient(loss, model.critic.trainable_variables)
+        model.d_optimizer.apply_gradients(zip(grads, model.critic.trainable_variables))
+        return loss
+
+    def penalty_and_its_gradient(real, labels):
+        latent = model.draw_latent(tf.shape(real)[0])
+        fake = model.generator([latent, labels], training=True)
+        alpha = tf.random.uniform((tf.shape(real)[0], 1, 1, 1))
+        with tf.GradientTape() as tape:
+            gp = gradient_penalty(model.critic, real, fake, labels, alpha)
+        grads = tape.gradient(gp, model.critic.trainable_variables)
+        # The last bias has no gradient here (a constant shift does not change the slope).
+        return gp + 0.0 * tf.add_n([tf.reduce_sum(g) for g in grads if g is not None])
+
+    iterator = iter(pipeline)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(4 * n):
+        batch = next(iterator)
+    float(tf.reduce_sum(batch[0]))
+    data_ms = round(1000 * (time.perf_counter() - start) / (4 * n), 2)
+    return {
+        "data_pipeline_per_batch": data_ms,
+        "critic_update_without_gp": time_function(tf.function(critic_without_gp), (real, labels), n),
+        "gradient_penalty_with_gradient": time_function(
+            tf.function(penalty_and_its_gradient), (real, labels), n),
+        "generator_update": time_function(tf.function(model.generator_step), (labels,), n),
+        "note": "one generator step = n_critic x (critic update + penalty) + generator update",
+    }
+
+
+def measure_size(size: int, steps: int | None = None, phases: bool | None = None) -> dict:
+    """Every variant of ``VARIANTS[size]``; per-phase timings (default: at 64 px only)."""
+    s = dict(SETTINGS[size])
+    steps = steps or s["steps"]
+    batch = s["batch"]
+    data = random_dataset(size, n=8 * batch)
+    pipeline = make_dataset(data, "train", batch_size=batch, output="joint", repeat=True)
+    joint, labels = data.joint().astype(np.float32), data.labels
+    keras.utils.set_random_seed(0)
+
+    results: dict = {"settings": {**s, "steps": steps, "latent_dim": LATENT_DIM}}
+    reference = ours(size, s, jit=False)
+    builders = {
+        "textbook": lambda: (textbook(reference, s), {"x": joint, "y": labels,
+                                                       "batch_size": batch}),
+        "ours_no_xla": lambda: (reference, {"x": pipeline, "shuffle": False}),
+        "ours_xla": lambda: (ours(size, s, jit=True), {"x": pipeline, "shuffle": False}),
+        "ours_xla_spe4": lambda: (ours(size, s, jit=True, steps_per_execution=4),
+                                  {"x": pipeline, "shuffle": False}),
+    }
+    variants = VARIANTS[size]
+    for name in variants:
+        model, fit_args = builders[name]()
+        spe = 4 if name.endswith("spe4") else 1
+        results[name] = time_fit(model, fit_args, batch, steps=-(-steps // spe) * spe,
+                                 warmup=2 * spe)
+    base = results["textbook"]["images_per_s"]
+    results["speedup_vs_textbook"] = {name: round(results[name]["images_per_s"] / base, 2)
+                                      for name in variants if name != "textbook"}
+    best = max(results["speedup_vs_textbook"], key=results["speedup_vs_textbook"].get)
+    results["best"] = {"variant": best, "ratio": results["speedup_vs_textbook"][best]}
+    if phases or (phases is None and size == 64):
+        results["phases_ms"] = time_phases(size, s, pipeline, n=max(2, steps // 2))
+    return results
+
+
+def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None) -> dict:
+    results: dict = {
+        "benchmark": "cwgan_gp_train_step_vs_textbook",
+        "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
+        "cpu_count": os.cpu_count(),
+        # Other work on the machine slows every figure; a load above cpu_count says it did.
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "machine": platform.machine(),
+        "tensorflow": tf.__version__, "keras": keras.__version__,
+        "goal": "ours >= 1.5x textbook images/s at 64 px",
+        "sizes": {},
+    }
+    for size in sizes:
+        results["sizes"][str(size)] = measure_size(size, steps, phases)
+    results["ratio_best_vs_textbook"] = {size: r["best"]["ratio"]
+                                         for size, r in results["sizes"].items()}
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], choices=sorted(SETTINGS))
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default per size)")
+    parser.add_argument("--no-phases", action="store_true", help="skip the per-phase timings")
+    args = parser.parse_args()
+    print(json.dumps(main(tuple(args.sizes), args.steps, False if args.no_phases else None),
+                     indent=2))

@@ -1,0 +1,148 @@
+"""Mixed precision: both optimizers loss-scaled, the GP's inner gradient too, float32 losses.
+
+GPUs are where ``mixed_float16`` pays; these tests run the same code path on the CPU (slowly,
+on tiny models), where float16 rounds and underflows exactly as it does on a GPU.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mrigan_tf.models import make_gan
+from mrigan_tf.models.cwgan_gp import gradient_penalty
+from mrigan_tf.training.mixed_precision import computes_in_float16, dtype_policy
+
+from conftest import TINY_CWGAN
+
+INITIAL_SCALE = 2.0 ** 15
+
+
+def test_dtype_policy_is_scoped_and_checked():
+    before = keras.config.dtype_policy().name
+    with dtype_policy("mixed_float16"):
+        model = make_gan("dcgan", (16, 16, 1), latent_dim=8, width=4)
+        assert keras.config.dtype_policy().name == "mixed_float16"
+    assert keras.config.dtype_policy().name == before
+    assert computes_in_float16(model.generator, model.discriminator)
+    assert all(v.dtype == "float32" for v in model.trainable_variables)   # weights stay float32
+    with pytest.raises(ValueError, match="unknown precision policy"):
+        with dtype_policy("float8"):
+            pass
+
+
+def test_compile_wraps_both_optimizers_only_for_float16_players():
+    with dtype_policy("mixed_float16"):
+        mixed = make_gan("cwgan-gp", (16, 16, 2), **TINY_CWGAN)
+    mixed.compile(jit_compile=False)
+    assert isinstance(mixed.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(mixed.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    plain = make_gan("cwgan-gp", (16, 16, 2), **TINY_CWGAN)
+    plain.compile(jit_compile=False)
+    assert not isinstance(plain.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert not isinstance(plain.g_optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def _underflowing_critic(policy: str) -> keras.Model:
+    """x -> 4000 * sum(x) -> 1e-4 * h -> (float32) 1e-4 * y: a critic whose backward pass
+    carries 1e-8 between its float16 layers, below float16's smallest subnormal (6e-8)."""
+    const = keras.initializers.Constant
+    with dtype_policy(policy):
+        image = keras.Input((4, 4, 1))
+        label = keras.Input((), dtype="int32")
+        x = keras.layers.Flatten()(image)
+        h = keras.layers.Dense(1, use_bias=False, kernel_initializer=const(4000.0))(x)
+        y = keras.layers.Dense(1, use_bias=False, kernel_initializer=const(1e-4))(h)
+        score = keras.layers.Dense(1, use_bias=False, kernel_initializer=const(1e-4),
+                                   dtype="float32")(y)
+        return keras.Model([image, label], score)
+
+
+def test_gradient_penalty_scales_its_inner_gradient():
+    real = tf.fill((2, 4, 4, 1), 0.5)
+    fake = tf.fill((2, 4, 4, 1), 0.5)
+    labels = tf.zeros((2,), tf.int32)
+    alpha = tf.fill((2, 1, 1, 1), 0.3)
+    # d score / d x = 4000 * 1e-4 * 1e-4 = 4e-5 per pixel, norm 16 * 4e-5 / 4 = 1.6e-4.
+    reference = float(gradient_penalty(_underflowing_critic("float32"), real, fake, labels, alpha))
+    assert reference == pytest.approx((1.0 - 1.6e-4) ** 2, abs=1e-7)
+    mixed = _underflowing_critic("mixed_float16")
+    unscaled = float(gradient_penalty(mixed, real, fake, labels, alpha))
+    scaled = float(gradient_penalty(mixed, real, fake, labels, alpha, loss_scale=INITIAL_SCALE))
+    assert unscaled > reference + 2e-4        # the gradient flushed to zero: penalty 1
+    assert scaled == pytest.approx(reference, abs=2e-6)
+
+
+def _fit(model, image_shape, steps: int, seed: int = 0, callbacks=()):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(-1, 1, (8 * steps, *image_shape)).astype(np.float32)
+    labels = (np.arange(8 * steps) % 2).astype(np.int32)
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+    return model.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=list(callbacks)).history
+
+
+class LossScaleLog(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.scales: list[tuple[float, float]] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.scales.append((float(self.model.d_optimizer.dynamic_scale.numpy()),
+                            float(self.model.g_optimizer.dynamic_scale.numpy())))
+
+
+def test_mixed_float16_cwgan_gp_steps_stay_finite_and_the_loss_scale_settles():
+    with dtype_policy("mixed_float16"):
+        model = make_gan("cwgan-gp", (16, 16, 2), augment="translation,brightness",
+                         **TINY_CWGAN)
+    model.compile(jit_compile=False)
+    before = [w.copy() for w in model.get_weights()]
+    steps, log = 8, LossScaleLog()
+    history = _fit(model, (16, 16, 2), steps, callbacks=[log])
+    assert all(np.isfinite(v[-1]) for v in history.values()), history
+    # The critic's scale halves while the penalty's second-order terms overflow float16
+    # (a skipped update each time), then settles: it does not keep falling towards 1.
+    d_scales = [d for d, _ in log.scales]
+    assert d_scales[-1] == d_scales[-2] == d_scales[-3] >= 2.0 ** 7, d_scales
+    assert min(g for _, g in log.scales) >= INITIAL_SCALE / 4
+    # Once settled, every update is applied (a skipped one does not advance the inner
+    # optimizer): at most one skip per halving.
+    halvings = int(np.log2(INITIAL_SCALE / d_scales[-1]))
+    assert int(model.d_optimizer.iterations) >= TINY_CWGAN["n_critic"] * steps - halvings
+    assert int(model.g_optimizer.iterations) >= steps - 2
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), before))
+    assert moved > 1e-5
+    samples = model.sample(4)
+    assert samples.dtype == np.float32 and np.isfinite(samples).all()
+
+
+@pytest.mark.parametrize("family,options", [
+    ("gan", {"latent_dim": 8, "generator_units": [16], "discriminator_units": [16]}),
+    ("dcgan", {"latent_dim": 8, "width": 4}),
+    ("wgan", {"latent_dim": 8, "width": 4, "n_critic": 2}),
+])
+def test_every_gan_of_the_walk_trains_in_mixed_float16(family, options):
+    with dtype_policy("mixed_float16"):
+        model = make_gan(family, (16, 16, 1), seed=0, **options)
+    model.compile(jit_compile=False)
+    history = _fit(model, (16, 16, 1), steps=3)
+    assert all(np.isfinite(v[-1]) for v in history.values()), history
+    assert float(model.g_optimizer.dynamic_scale.numpy()) >= INITIAL_SCALE / 8
+
+
+def test_runner_trains_saves_and_reloads_a_mixed_precision_run(squares_dir, tmp_path):
+    from mrigan_tf.training.runner import TrainConfig, load_run, train_gan
+
+    config = TrainConfig(model="cwgan-gp", data=str(squares_dir), epochs=1, steps_per_epoch=2,
+                         batch_size=8, jit_compile=False, samples=4, precision="mixed_float16",
+                         model_options=dict(TINY_CWGAN))
+    trained, history = train_gan(config, tmp_path / "run", verbose=0)
+    assert keras.config.dtype_policy().name == "float32"      # the global policy is back
+    assert all(np.isfinite(v[-1]) for v in history.values())
+    model, saved, path = load_run(tmp_path / "run")
+    assert path.name == "model.keras" and saved["train"]["precision"] == "mixed_float16"
+    assert computes_in_float16(model.generator)
+    assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    np.testing.assert_allclose(model.sample(4, seed=1), trained.sample(4, seed=1), atol=1e-6)
