@@ -238,7 +238,7 @@ def _feature_extractor(name, classifier, inception_weights, inception_input_size
 def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.PathLike,
                        out_dir: str | os.PathLike, extractor: str = "domain",
                        max_images: int = 2000, seed: int = 0, overwrite: bool = False,
-                       progress: bool = True, classifier_steps: int = 400,
+                       progress: bool = True, classifier_steps: int = 1000,
                        kid_subsets: int = 50, diversity_pairs: int = 500,
                        lpips_pairs: int = 200, memorization_top_k: int = 8,
                        inception_weights: str | None = "imagenet",

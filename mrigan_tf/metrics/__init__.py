@@ -1,1 +1,13 @@
-"""Metrics: nearest-neighbour similarity (and, as they land, FID/KID, IS, SSIM, LPIPS, Dice)."""
+"""Metrics for synthetic datasets, one concept per module.
+
+* ``frechet`` (FID) and ``kid`` (KID): distances between feature distributions;
+* ``features``: the feature extractors (``domain`` CNN, default and offline; InceptionV3 with
+  cached ImageNet weights), ``domain_classifier``: the healthy/tumor CNN behind them;
+* ``inception_score``: the Inception Score with the domain classifier;
+* ``ssim``: SSIM / MS-SSIM and pairwise diversity; ``lpips``: LPIPS-VGG (unweighted);
+* ``overlap``: per-image Dice and IoU of masks;
+* ``nearest_neighbour`` and ``memorization``: nearest training slices and the memorization audit;
+* ``keras_weights``: pretrained weights from the local Keras cache only, never downloaded.
+
+``mrigan_tf.evaluation.evaluate_synthetic`` puts them together into a report.
+"""

@@ -86,7 +86,7 @@ class DomainClassifier:
                 "steps": self.steps, "seed": self.seed, "test_accuracy": self.test_accuracy}
 
 
-def train_domain_classifier(dataset: PreparedDataset, steps: int = 400, batch_size: int = 64,
+def train_domain_classifier(dataset: PreparedDataset, steps: int = 1000, batch_size: int = 64,
                             seed: int = 0, learning_rate: float = 2e-3,
                             heldout: PreparedDataset | None = None) -> DomainClassifier:
     """Train the classifier on ``dataset.select("train")``; accuracy on ``heldout`` if given
