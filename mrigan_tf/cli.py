@@ -154,8 +154,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                    n_synthetic=args.n_synthetic, jit_compile=args.jit,
                    progress=not args.quiet)
     print(f"demo written to {out}: report.md, real_vs_synthetic.png, loss_curves.png, "
-          "phantom_grid.png, phantom/, run/, synthetic/")
-    print("not in this version yet: " + "; ".join(STAGES_NOT_YET_AVAILABLE))
+          "phantom_grid.png, phantom/, run/, synthetic/, evaluation/")
+    print("not in the demo (run it yourself): " + "; ".join(STAGES_NOT_YET_AVAILABLE))
     return 0
 
 
@@ -316,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subjects", type=_positive_int, default=40, help="phantom subjects (default 40)")
     p.add_argument("--size", type=int, default=64, help="slice size in pixels (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--train-minutes", type=float, default=8.0,
-                   help="training time budget in minutes (default 8)")
+    p.add_argument("--train-minutes", type=float, default=7.0,
+                   help="training time budget in minutes (default 7)")
     p.add_argument("--steps", type=_positive_int, default=1000,
                    help="at most this many generator steps (default 1000)")
     p.add_argument("--n-synthetic", type=_positive_int, default=10_000,
