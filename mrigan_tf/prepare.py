@@ -79,26 +79,6 @@ def _check_size(size: int) -> None:
                           f"(64 is the default, 128 for more detail), got {size}")
 
 
-def _check_channels_supported(channels: int, size: int) -> None:
-    """Fail before any work if the contract cannot hold images with ``channels`` channels."""
-    if channels == 1:
-        return
-    from mrigan_tf.data.contract import PreparedDataset, validate_dataset
-
-    probe = PreparedDataset(
-        images=np.zeros((1, size, size, channels), np.float32),
-        masks=np.zeros((1, size, size, 1), np.uint8), labels=np.zeros(1, np.int32),
-        subjects=np.array(["probe"]), split=np.array(["train"]),
-        meta={"class_names": ["a"], "image_size": size, "source": "probe", "modality": "probe",
-              "channels": [f"c{i}" for i in range(channels)]})
-    try:
-        validate_dataset(probe)
-    except DataError:
-        raise MriganError(f"{channels} modalities as channels need the multi-channel dataset "
-                          "contract, which this version does not have yet; "
-                          "choose one modality") from None
-
-
 def prepare_dataset(source: str, src: str | os.PathLike, out: str | os.PathLike, size: int = 64,
                     limit: int | None = None, skip_bad: bool = False, workers: int | None = None,
                     seed: int = 0, *, overwrite: bool = False, progress: bool = True,
@@ -132,7 +112,6 @@ def prepare_dataset(source: str, src: str | os.PathLike, out: str | os.PathLike,
         params.min_brain_fraction = min_brain_fraction
 
     inventory = reader.discover(Path(src))
-    _check_channels_supported(len(inventory.meta.get("channels", [None])), size)
     subjects = limit_subjects(inventory.subjects, limit)
 
     from mrigan_tf.atomic import atomic_directory

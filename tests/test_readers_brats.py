@@ -140,24 +140,25 @@ def test_several_modalities_become_aligned_channels(brats2021):
     assert not np.allclose(slices.images[..., 0][brain], slices.images[..., 1][brain])
 
 
-def test_several_modalities_through_prepare(brats2021, tmp_path):
-    from mrigan_tf.prepare import _check_channels_supported
+def test_several_modalities_through_prepare_train_a_joint_gan(brats2021, tmp_path):
+    """t1ce + flair as two channels: the contract holds them, and the cWGAN-GP learns
+    (image channels + mask) jointly from them unchanged."""
+    from mrigan_tf.training.runner import TrainConfig, train_gan
 
     out = tmp_path / "out"
-    try:
-        _check_channels_supported(2, SIZE)
-    except MriganError as exc:
-        # This version's contract holds one channel: refused before any work, with a reason.
-        assert "multi-channel" in str(exc)
-        with pytest.raises(MriganError, match="multi-channel"):
-            prepare_dataset("brats", brats2021, out, size=SIZE, workers=1, progress=False,
-                            modalities="t1ce,flair")
-        assert not out.exists()
-        return
     prepare_dataset("brats", brats2021, out, size=SIZE, workers=1, progress=False,
                     modalities="t1ce,flair")
     ds = load_dataset(out)
+    assert ds.meta["channels"] == ["t1ce", "flair"]
     assert ds.images.shape[1:] == (SIZE, SIZE, 2) and ds.masks.shape[1:] == (SIZE, SIZE, 1)
+    assert ds.joint().shape[1:] == (SIZE, SIZE, 3)
+    config = TrainConfig(model="cwgan-gp", data=str(out), steps=2, steps_per_epoch=2,
+                         batch_size=4, jit_compile=False,
+                         model_options={"width": 4, "latent_dim": 8, "n_critic": 1})
+    model, _ = train_gan(config, tmp_path / "run", verbose=0)
+    samples = model.sample(4, seed=0)
+    samples = samples[0] if isinstance(samples, tuple) else samples
+    assert samples.shape[1:] == (SIZE, SIZE, 3)
 
 
 def test_2023_naming_and_labels(brats2023, tmp_path):

@@ -29,15 +29,16 @@ from mrigan_tf.visualization import plot_slice_grid, plt
 
 
 def joint_to_image_and_mask(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Split generated (N, H, W, C) samples into images and (for C = 2) binary masks.
+    """Split generated (N, H, W, C) samples into images to show and (for C >= 2) binary masks.
 
-    A joint sample is ``concat([image, 2*mask-1], -1)``, so its mask is the second channel
-    thresholded at 0. One-channel samples have no mask (``None``).
+    A joint sample is ``concat([image channels, 2*mask-1], -1)``, so its mask is the last
+    channel thresholded at 0, and the first channel is the image shown. One-channel samples
+    have no mask (``None``).
     """
     images = samples[..., :1]
     if samples.shape[-1] < 2:
         return images, None
-    return images, (samples[..., 1:2] > 0).astype(np.uint8)
+    return images, (samples[..., -1:] > 0).astype(np.uint8)
 
 
 def show_inline(figure) -> None:

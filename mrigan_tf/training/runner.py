@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from mrigan_tf import __version__
 from mrigan_tf.atomic import atomic_file
-from mrigan_tf.data.contract import load_dataset
+from mrigan_tf.data.contract import image_channels, load_dataset
 from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.errors import DataError, MriganError
 
@@ -198,7 +198,8 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
                           f"{replicas} replicas; use a multiple of {replicas}")
     steps_per_epoch = config.steps_per_epoch or len(train_split) // config.batch_size
     epochs = config.epochs or math.ceil(config.steps / steps_per_epoch)
-    channels = 2 if output == "joint" else 1
+    # Image channels (one per modality) plus, for the joint tensor, the mask channel.
+    channels = image_channels(dataset.meta) + (1 if output == "joint" else 0)
     image_shape = (dataset.image_size, dataset.image_size, channels)
     with strategy.scope():
         model = build_model(config, image_shape, dataset.num_classes)
@@ -257,6 +258,7 @@ def _write_config(run_dir: Path, config: TrainConfig, image_shape, dataset, step
             "epochs": epochs,
             "data_source": dataset.meta.get("source"),
             "data_modality": dataset.meta.get("modality"),
+            "data_channels": dataset.meta.get("channels"),
             "package_version": __version__,
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
