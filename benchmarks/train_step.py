@@ -23,7 +23,8 @@ layout on CPUs and the layout cuDNN's tensor-core kernels prefer under mixed pre
 
 Images/s counts real images per generator step (``batch * steps / seconds``); each model is
 warmed up first (tracing, XLA compilation) and timed with ``fit`` over the same number of
-steps. ``phases_ms`` times the pieces of one of our steps, each compiled alone without XLA,
+steps, the variants taking turns (``rounds`` times; the best round counts, the median is
+reported beside it) so that they share the load of a busy machine. ``phases_ms`` times the pieces of one of our steps, each compiled alone without XLA,
 so the bottleneck shows: the input pipeline (per batch), one critic update without the
 penalty, the penalty with its gradient (the nested tape: a double backward pass), and one
 generator update.
@@ -51,8 +52,8 @@ from mrigan_tf.models.cwgan_gp import GP_EPSILON, ConditionalWGANGP, gradient_pe
 #: Per image size: model width, batch, critic steps per generator step, timed steps.
 #: 128 px is kept light (the machine is a shared 2-core CPU).
 SETTINGS = {
-    64: {"width": 16, "batch": 32, "n_critic": 3, "steps": 6},
-    128: {"width": 8, "batch": 16, "n_critic": 3, "steps": 3},
+    64: {"width": 16, "batch": 32, "n_critic": 3, "steps": 4},
+    128: {"width": 8, "batch": 16, "n_critic": 3, "steps": 2},
 }
 #: The variants measured per size: every step of the way at 64 px, the two ends at 128 px
 #: (each XLA variant costs a compilation of tens of seconds on this CPU).
@@ -153,16 +154,34 @@ def textbook(reference: ConditionalWGANGP, s: dict) -> TextbookWGANGP:
 
 # ## Timing
 
-def time_fit(model, fit_args: dict, batch: int, steps: int, warmup: int) -> dict:
-    """images/s over ``steps`` generator steps of ``fit``, after ``warmup`` untimed ones."""
-    start = time.perf_counter()
-    model.fit(**fit_args, epochs=1, steps_per_epoch=warmup, verbose=0)
-    warmup_s = time.perf_counter() - start
+def time_fit(model, fit_args: dict, steps: int) -> float:
+    """Seconds per generator step over ``steps`` steps of ``fit``."""
     start = time.perf_counter()
     model.fit(**fit_args, epochs=1, steps_per_epoch=steps, verbose=0)
-    seconds = time.perf_counter() - start
-    return {"images_per_s": round(batch * steps / seconds, 1),
-            "step_ms": round(1000 * seconds / steps, 1), "warmup_s": round(warmup_s, 1)}
+    return (time.perf_counter() - start) / steps
+
+
+def time_interleaved(variants: dict, batch: int, steps: int, rounds: int) -> dict:
+    """Warm every variant up, then time them in turns, ``rounds`` times.
+
+    On a shared machine the load changes from minute to minute; taking turns exposes every
+    variant to the same load, and the best round of each (other work only ever adds time)
+    is the figure compared. The median is reported next to it.
+    """
+    results, seconds = {}, {name: [] for name in variants}
+    for name, (model, fit_args, spe) in variants.items():
+        start = time.perf_counter()
+        time_fit(model, fit_args, 2 * spe)
+        results[name] = {"warmup_s": round(time.perf_counter() - start, 1)}
+    for _ in range(rounds):
+        for name, (model, fit_args, spe) in variants.items():
+            seconds[name].append(time_fit(model, fit_args, -(-steps // spe) * spe))
+    for name, runs in seconds.items():
+        best, median = min(runs), float(np.median(runs))
+        results[name].update({"images_per_s": round(batch / best, 1),
+                              "step_ms": round(1000 * best, 1),
+                              "step_ms_median": round(1000 * median, 1)})
+    return results
 
 
 def time_function(fn, args, n: int) -> float:
@@ -219,7 +238,8 @@ def time_phases(size: int, s: dict, pipeline: tf.data.Dataset, n: int) -> dict:
     }
 
 
-def measure_size(size: int, steps: int | None = None, phases: bool | None = None) -> dict:
+def measure_size(size: int, steps: int | None = None, phases: bool | None = None,
+                 rounds: int = 3) -> dict:
     """Every variant of ``VARIANTS[size]``; per-phase timings (default: at 64 px only)."""
     s = dict(SETTINGS[size])
     steps = steps or s["steps"]
@@ -229,22 +249,19 @@ def measure_size(size: int, steps: int | None = None, phases: bool | None = None
     joint, labels = data.joint().astype(np.float32), data.labels
     keras.utils.set_random_seed(0)
 
-    results: dict = {"settings": {**s, "steps": steps, "latent_dim": LATENT_DIM}}
+    results: dict = {"settings": {**s, "steps": steps, "rounds": rounds,
+                                  "latent_dim": LATENT_DIM}}
     reference = ours(size, s, jit=False)
     builders = {
         "textbook": lambda: (textbook(reference, s), {"x": joint, "y": labels,
-                                                       "batch_size": batch}),
-        "ours_no_xla": lambda: (reference, {"x": pipeline, "shuffle": False}),
-        "ours_xla": lambda: (ours(size, s, jit=True), {"x": pipeline, "shuffle": False}),
+                                                       "batch_size": batch}, 1),
+        "ours_no_xla": lambda: (reference, {"x": pipeline, "shuffle": False}, 1),
+        "ours_xla": lambda: (ours(size, s, jit=True), {"x": pipeline, "shuffle": False}, 1),
         "ours_xla_spe4": lambda: (ours(size, s, jit=True, steps_per_execution=4),
-                                  {"x": pipeline, "shuffle": False}),
+                                  {"x": pipeline, "shuffle": False}, 4),
     }
-    variants = VARIANTS[size]
-    for name in variants:
-        model, fit_args = builders[name]()
-        spe = 4 if name.endswith("spe4") else 1
-        results[name] = time_fit(model, fit_args, batch, steps=-(-steps // spe) * spe,
-                                 warmup=2 * spe)
+    variants = {name: builders[name]() for name in VARIANTS[size]}
+    results.update(time_interleaved(variants, batch, steps, rounds))
     base = results["textbook"]["images_per_s"]
     results["speedup_vs_textbook"] = {name: round(results[name]["images_per_s"] / base, 2)
                                       for name in variants if name != "textbook"}
@@ -262,6 +279,7 @@ def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None) 
         "cpu_count": os.cpu_count(),
         # Other work on the machine slows every figure; a load above cpu_count says it did.
         "load_average_1min": round(os.getloadavg()[0], 2),
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "all",
         "machine": platform.machine(),
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "goal": "ours >= 1.5x textbook images/s at 64 px",
@@ -279,6 +297,13 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], choices=sorted(SETTINGS))
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default per size)")
     parser.add_argument("--no-phases", action="store_true", help="skip the per-phase timings")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="TensorFlow intra-op threads (default: all cores). On a machine "
+                             "others are using, 1 thread keeps the variants' ratio fair: "
+                             "multi-threaded steps wait on their slowest thread")
     args = parser.parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     print(json.dumps(main(tuple(args.sizes), args.steps, False if args.no_phases else None),
                      indent=2))
