@@ -18,11 +18,30 @@ judge whether its features mean anything.
 
 ## The network
 
-Three strided 3x3 convolutions (16, 32, 64 filters) with LeakyReLU, global average pooling,
-a 64-unit ReLU layer ``features`` (the embedding) and a softmax over the classes. Training
-is deterministic for a seed: seeded initialisers, a numpy-shuffled order, no dropout.
-Classes are weighted by inverse frequency, and slices are randomly flipped left-right (a
-lesion can sit in either hemisphere).
+Three strided 3x3 convolutions (16, 32, 64 filters) with LeakyReLU, global average *and*
+global max pooling side by side, a 64-unit ReLU layer ``features`` (the embedding) and a
+softmax over the classes. Training is deterministic for a seed: seeded initialisers, a
+numpy-shuffled order, no dropout. Classes are weighted by inverse frequency, slices are
+randomly flipped left-right (a lesion can sit in either hemisphere), and the learning rate
+decays along a cosine to zero.
+
+## Why max pooling
+
+A lesion is a local event: at 64 px the median tumor covers ~3% of the slice, the small ones
+(edema only, no bright rim) 10-40 pixels, i.e. one or two cells of the final 8x8 feature map.
+Global *average* pooling divides that evidence by 64 and drowns it in the slice-to-slice
+variation of the anatomy (cerebellum, ventricles, cortex), so the first version of this
+network never fitted its own train split (loss ~0.4) and reached 0.69-0.74 test accuracy on
+the 40-subject phantom, balanced accuracy 0.58-0.69: no better than always answering
+"healthy" (0.72). Global *max* pooling keeps "is there a lesion anywhere" intact; the
+average half keeps the global anatomy (which slice level, how large the brain), which the
+FID/KID features need as much as the lesion. With both, and the cosine schedule, the same
+budget (1000 steps of 64) reaches 0.86-0.89 accuracy, balanced accuracy 0.80-0.85, in the
+same ~20 CPU seconds. What is still missed are edema-only slices, where the lesion is a grey
+patch without a rim.
+
+Balanced accuracy (the mean of the per-class recalls) is reported next to accuracy: with
+~72% healthy slices, accuracy alone rewards a network that never says "tumor".
 """
 
 from __future__ import annotations
@@ -50,7 +69,9 @@ def build_domain_classifier(image_size: int, num_classes: int, width: int = 16,
         x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", kernel_initializer=init(k),
                                 name=f"conv{k + 1}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"act{k + 1}")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    pooled = [keras.layers.GlobalAveragePooling2D(name="avg_pool")(x),
+              keras.layers.GlobalMaxPooling2D(name="max_pool")(x)]
+    x = keras.layers.Concatenate(name="pool")(pooled)
     x = keras.layers.Dense(feature_dim, activation="relu", kernel_initializer=init(10),
                            name=FEATURE_LAYER)(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_initializer=init(11),
@@ -68,6 +89,7 @@ class DomainClassifier:
     steps: int
     test_accuracy: float | None
     seed: int
+    test_balanced_accuracy: float | None = None
 
     def __post_init__(self) -> None:
         self.embedding = keras.Model(self.model.input, self.model.get_layer(FEATURE_LAYER).output,
@@ -83,7 +105,15 @@ class DomainClassifier:
 
     def describe(self) -> dict:
         return {"trained_on": self.trained_on, "train_slices": self.train_slices,
-                "steps": self.steps, "seed": self.seed, "test_accuracy": self.test_accuracy}
+                "steps": self.steps, "seed": self.seed, "test_accuracy": self.test_accuracy,
+                "test_balanced_accuracy": self.test_balanced_accuracy}
+
+
+def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """The mean over the classes present in ``labels`` of the fraction of them predicted right."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    recalls = [np.mean(predictions[labels == k] == k) for k in np.unique(labels)]
+    return float(np.mean(recalls))
 
 
 def train_domain_classifier(dataset: PreparedDataset, steps: int = 1000, batch_size: int = 64,
@@ -96,8 +126,6 @@ def train_domain_classifier(dataset: PreparedDataset, steps: int = 1000, batch_s
         raise ValueError("the domain classifier needs a train split with at least two classes; "
                          f"found {len(train)} slices of {len(np.unique(train.labels))} class(es)")
     model = build_domain_classifier(train.image_size, train.num_classes, seed=seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", jit_compile=False)
     counts = np.bincount(train.labels, minlength=train.num_classes).astype(np.float64)
     class_weight = np.where(counts > 0, len(train) / (train.num_classes * np.maximum(counts, 1)),
                             0.0).astype(np.float32)
@@ -110,6 +138,11 @@ def train_domain_classifier(dataset: PreparedDataset, steps: int = 1000, batch_s
     order = np.concatenate([rng.permutation(len(train))[:steps_per_epoch * batch_size]
                             for _ in range(epochs)]).astype(np.int32)
     flips = rng.random(len(order)) < 0.5
+    # A constant rate leaves the weights jittering around the minimum: decaying to zero over the
+    # run gives a steadier, more accurate classifier for the same number of steps.
+    schedule_lr = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch)
+    model.compile(optimizer=keras.optimizers.Adam(schedule_lr),
+                  loss="sparse_categorical_crossentropy", jit_compile=False)
     images = tf.constant(train.images)
     labels = tf.constant(train.labels)
     weights = tf.constant(class_weight)
@@ -125,11 +158,12 @@ def train_domain_classifier(dataset: PreparedDataset, steps: int = 1000, batch_s
     model.fit(schedule, epochs=1, shuffle=False, verbose=0)
     if heldout is None and np.any(dataset.split == "test"):
         heldout = dataset.select("test")
-    accuracy = None
+    accuracy = balanced = None
     if heldout is not None and len(heldout):
         predictions = model.predict(heldout.images, batch_size=256, verbose=0).argmax(axis=1)
         accuracy = float(np.mean(predictions == heldout.labels))
+        balanced = balanced_accuracy(heldout.labels, predictions)
     source = dataset.meta.get("source", "?")
     return DomainClassifier(model=model, trained_on=f"{source} train split",
                             train_slices=len(train), steps=epochs * steps_per_epoch,
-                            test_accuracy=accuracy, seed=seed)
+                            test_accuracy=accuracy, seed=seed, test_balanced_accuracy=balanced)
