@@ -140,20 +140,25 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     return model
 
 
-def _check_resume(run_dir: Path, config: TrainConfig) -> None:
+def _check_resume(run_dir: Path, config: Any) -> None:
     saved = json.loads((run_dir / CONFIG_FILE).read_text())["train"]
     current = dataclasses.asdict(config)
     # A setting missing from an older config.json had its default then.
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+    defaults = {f.name: f.default for f in dataclasses.fields(config)
                 if f.default is not dataclasses.MISSING}
-    differs = [k for k in current if k not in TrainConfig.RESUMABLE_CHANGES
+    resumable = getattr(config, "RESUMABLE_CHANGES", TrainConfig.RESUMABLE_CHANGES)
+    differs = [k for k in current if k not in resumable
                and saved.get(k, defaults.get(k)) != current[k]]
     if differs:
         raise MriganError(f"{run_dir / CONFIG_FILE}: cannot resume with different settings "
                           f"({', '.join(f'{k}: {saved.get(k)!r} -> {current[k]!r}' for k in differs)})")
 
 
-def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
+def check_run_dir(run_dir: Path, config: Any, resume: bool) -> None:
+    """Refuse to start over an existing run, or to resume a missing or different one.
+
+    ``config`` is the run's dataclass (``TrainConfig``, or the U-Net's ``SegmentationConfig``).
+    """
     if resume:
         if not (run_dir / CONFIG_FILE).is_file():
             raise DataError(run_dir, "nothing to resume: no config.json here (start the run "
@@ -183,7 +188,7 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     chief = is_chief(strategy)
     run_dir = Path(run_dir)
     if chief:   # the other workers keep only their backup in it
-        _check_run_dir(run_dir, config, resume)
+        check_run_dir(run_dir, config, resume)
 
     dataset = load_dataset(config.data)
     keras.utils.set_random_seed(config.seed)

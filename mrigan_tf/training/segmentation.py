@@ -59,7 +59,7 @@ from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.models.unet import THRESHOLD, build_unet, compile_unet
 from mrigan_tf.training.runner import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,
-                                       _check_resume)
+                                       check_run_dir)
 
 MODEL_NAME = "unet"
 SUMMARY_FILE = "training_summary.json"
@@ -207,14 +207,7 @@ def train_unet(config: SegmentationConfig, run_dir: str | os.PathLike, resume: b
     from mrigan_tf.training.callbacks import LossHistoryPlot
 
     run_dir = Path(run_dir)
-    if resume:
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise DataError(run_dir, "nothing to resume: no config.json here (start the run "
-                            "without --resume)")
-        _check_resume(run_dir, config)
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise DataError(run_dir, "run directory already exists; pass --resume to continue it "
-                        "or choose another --out")
+    check_run_dir(run_dir, config, resume)
 
     dataset = load_dataset(config.data)
     train, val = dataset.select("train"), dataset.select("val")
