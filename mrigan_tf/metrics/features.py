@@ -59,6 +59,8 @@ def domain_extractor(classifier: DomainClassifier) -> FeatureExtractor:
     """Features from the penultimate layer of a trained ``DomainClassifier``."""
     accuracy = ("" if classifier.test_accuracy is None
                 else f"; accuracy on the real test split {classifier.test_accuracy:.3f}")
+    if classifier.test_balanced_accuracy is not None:
+        accuracy += f" (balanced {classifier.test_balanced_accuracy:.3f})"
     weights = (f"trained here on the {classifier.trained_on} ({classifier.train_slices} slices, "
                f"{classifier.steps} steps, seed {classifier.seed}){accuracy}")
     return FeatureExtractor(name="domain CNN (healthy/tumor classifier, penultimate layer)",
