@@ -65,7 +65,7 @@ def _train_unet(args: argparse.Namespace) -> int:
                                 steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
                                 seed=args.seed, learning_rate=args.lr or 1e-3,
                                 jit_compile=args.jit, augment=not args.no_augment,
-                                model_options=options)
+                                model_options=options, strategy=args.strategy)
     train_unet(config, args.out, resume=args.resume, verbose=0 if args.quiet else "auto")
     print(f"trained unet; run written to {args.out} (model.keras, history.csv, "
           f"loss_curves.png, {EVALUATION_FILE})")
@@ -90,7 +90,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                          steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
                          seed=args.seed, jit_compile=args.jit,
                          d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
-                         joint=True if args.joint else None, model_options=options)
+                         joint=True if args.joint else None, model_options=options,
+                         strategy=args.strategy, precision=args.precision,
+                         steps_per_execution=args.steps_per_execution)
     _, history = train_gan(config, args.out, resume=args.resume,
                            verbose=0 if args.quiet else "auto")
     last = {k: round(float(v[-1]), 4) for k, v in history.items()} if history else {}
@@ -215,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (default: on with a GPU, off on CPU, "
                         "where XLA's convolutions are slower)")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                   help="tf.distribute: default (one device), mirrored (every GPU of this "
+                        "machine), multiworker (several machines; set TF_CONFIG on each, see "
+                        "README). --batch-size is the global batch, split among the replicas")
+    p.add_argument("--mixed-precision", dest="precision", action="store_const",
+                   const="mixed_float16", default="float32",
+                   help="GANs: float16 compute with loss scaling (GPUs with tensor cores)")
+    p.add_argument("--steps-per-execution", type=_positive_int, default=1,
+                   help="GANs: train steps per compiled call (default 1)")
     p.add_argument("--d-lr", type=float, default=None, help="discriminator/critic learning rate")
     p.add_argument("--g-lr", type=float, default=None, help="generator learning rate")
     p.add_argument("--joint", action="store_true",

@@ -107,7 +107,7 @@ def test_each_replica_draws_its_own_rows_of_the_global_noise(mirrored_report):
     assert noise["max_diff_to_single_device"] == 0.0
 
 
-@pytest.mark.parametrize("family", sorted(PARITY_CASES))
+@pytest.mark.parametrize("family", [*sorted(PARITY_CASES), "unet"])
 def test_one_mirrored_step_equals_one_single_device_step(mirrored_report, family):
     result = mirrored_report["families"][family]
     assert result["replicas"] == 2
@@ -190,6 +190,29 @@ def _parity_step(family: str, strategy, initial_weights=None):
     return before, model.get_weights(), logs
 
 
+def _unet_parity_step(strategy, initial_weights=None):
+    """The U-Net trains with Keras' own ``fit``: Keras divides its loss by the replicas."""
+    import keras
+    import tensorflow as tf
+
+    from mrigan_tf.models.unet import build_unet, dice_bce_loss
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (BATCH, 16, 16, 1)).astype(np.float32)
+    masks = (images > 0.5).astype(np.float32)
+    data = tf.data.Dataset.from_tensor_slices((images, masks)).batch(BATCH)
+    with strategy.scope():
+        keras.utils.set_random_seed(3)
+        # Group norm is per sample, so two replicas see exactly what one device sees.
+        model = build_unet(16, depth=2, width=4, norm="group")
+        if initial_weights is not None:
+            model.set_weights(initial_weights)
+        model.compile(keras.optimizers.SGD(0.05), loss=dice_bce_loss, jit_compile=False)
+    before = model.get_weights()
+    history = model.fit(data, epochs=1, verbose=0, shuffle=False)
+    return before, model.get_weights(), {k: float(v[-1]) for k, v in history.history.items()}
+
+
 def _noise_check() -> dict:
     import tensorflow as tf
 
@@ -223,6 +246,14 @@ def mirrored_main(out: str) -> None:
             "max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(single, distributed)),
             "logs": logs,
         }
+    before, single, _ = _unet_parity_step(tf.distribute.get_strategy())
+    _, distributed, logs = _unet_parity_step(mirrored, initial_weights=before)
+    report["families"]["unet"] = {
+        "replicas": mirrored.num_replicas_in_sync,
+        "moved": max(float(np.abs(a - b).max()) for a, b in zip(single, before)),
+        "max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(single, distributed)),
+        "logs": logs,
+    }
     Path(out).write_text(json.dumps(report, indent=2))
 
 

@@ -87,7 +87,9 @@ class SampleGridCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         g_optimizer = getattr(self.model, "g_optimizer", None)
-        untrained = g_optimizer is None or int(g_optimizer.iterations) == 0
+        # convert_to_numpy: under a tf.distribute strategy the counter is a MirroredVariable.
+        untrained = (g_optimizer is None
+                     or int(keras.ops.convert_to_numpy(g_optimizer.iterations)) == 0)
         if self.initial and untrained:
             self.write_grid(0)
 

@@ -58,10 +58,13 @@ from mrigan_tf.data.contract import PreparedDataset, load_dataset
 from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.models.unet import THRESHOLD, build_unet, compile_unet
+from mrigan_tf.training.distribute import make_strategy
 from mrigan_tf.training.runner import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,
                                        check_run_dir)
 
 MODEL_NAME = "unet"
+#: Keras' own fit() scales the compiled loss for the replicas of a MirroredStrategy.
+UNET_STRATEGIES = ("default", "mirrored")
 SUMMARY_FILE = "training_summary.json"
 EVALUATION_FILE = "evaluation.json"
 MAX_DEPTH = 4
@@ -90,6 +93,10 @@ class SegmentationConfig:
     jit_compile: bool | None = None        # None: XLA when a GPU is visible
     augment: bool = True                   # random left-right flips of image and mask together
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    strategy: str = "default"              # default | mirrored (tf.distribute, several GPUs)
+
+    #: Settings a resumed run may change.
+    RESUMABLE_CHANGES = ("epochs", "steps", "strategy")
 
     def __post_init__(self) -> None:
         if self.model != MODEL_NAME:
@@ -102,6 +109,10 @@ class SegmentationConfig:
                 raise MriganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if not self.learning_rate > 0:
             raise MriganError(f"--lr must be positive, got {self.learning_rate}")
+        if self.strategy not in UNET_STRATEGIES:
+            raise MriganError(f"the U-Net trains with --strategy {' or '.join(UNET_STRATEGIES)}, "
+                              f"got {self.strategy!r} (multi-worker U-Net training is not "
+                              "supported yet)")
 
 
 def default_depth(image_size: int) -> int:
@@ -216,7 +227,12 @@ def train_unet(config: SegmentationConfig, run_dir: str | os.PathLike, resume: b
                         "the train split (synthetic sets: regenerate with --val-fraction < 1)")
     steps_per_epoch = config.steps_per_epoch or max(1, len(train) // config.batch_size)
     epochs = config.epochs or math.ceil(config.steps / steps_per_epoch)
-    model = build_segmenter(config, dataset.image_size)
+    strategy = make_strategy(config.strategy)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise MriganError(f"the batch size {config.batch_size} does not split evenly among "
+                          f"{strategy.num_replicas_in_sync} replicas")
+    with strategy.scope():
+        model = build_segmenter(config, dataset.image_size)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_file(run_dir / CONFIG_FILE) as tmp:
