@@ -7,6 +7,7 @@
 * ``ssim``: SSIM / MS-SSIM and pairwise diversity; ``lpips``: LPIPS-VGG (unweighted);
 * ``overlap``: per-image Dice and IoU of masks;
 * ``nearest_neighbour`` and ``memorization``: nearest training slices and the memorization audit;
+* ``sample_quality``: the small comparison table of the GAN-walk notebooks;
 * ``keras_weights``: pretrained weights from the local Keras cache only, never downloaded.
 
 ``mrigan_tf.evaluation.evaluate_synthetic`` puts them together into a report.
