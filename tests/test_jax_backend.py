@@ -1,0 +1,353 @@
+"""The Keras-JAX path: the models build and run under KERAS_BACKEND=jax, and the JAX
+cWGAN-GP step (mrigan_tf.training.jax_cwgan_gp) computes what the TensorFlow step does.
+
+Keras fixes its backend when it is first imported, and this pytest process runs on
+TensorFlow, so every JAX-side check runs in a subprocess with KERAS_BACKEND=jax (the
+TensorFlow side of a comparison also gets its own subprocess, so both start alike). Each
+subprocess prints one JSON line; the assertions are made here.
+
+Cross-backend tolerances (float32, CPU): the two backends run the same Keras layers through
+different kernels (TensorFlow's oneDNN convolutions vs XLA's), which sum in different orders,
+so results agree to float32 round-off, not bit for bit:
+* forward passes from the same weights: rtol 1e-5, atol 1e-5;
+* training steps with SGD(1e-4) (linear in the gradient, so round-off stays round-off):
+  losses rtol 1e-5, weights atol 1e-6 where the updates are 1e-5..1e-3 (measured: losses
+  ~1e-6 relative, weights ~6e-8), on a critic without layer norm (see STEP_MODEL for why);
+* training steps with the default Adam(1e-4, beta_1=0, beta_2=0.9): with beta_1 = 0 its
+  first updates are ~lr * sign(grad) whatever the gradient's size, so a gradient within
+  round-off of 0 could get the opposite sign on the other backend, and that weight would then
+  differ by 2 * lr. So every weight within 2.5 updates and fewer than 2% beyond 1e-5;
+  losses rtol 1e-4, atol 1e-5 (measured: ~3e-6 relative).
+* The class embeddings: Keras' TensorFlow Adam updates sparse (IndexedSlices) gradients
+  without summing repeated indices first, which makes its embedding updates
+  ~sqrt(occurrences of the class in the batch) times textbook Adam's; the JAX gradients are
+  dense. The TensorFlow side of the comparison densifies the gradients so both run
+  textbook Adam (see TF_STEPS).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+needs_jax = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None,
+    reason="JAX is not installed, so the Keras-JAX path cannot run: "
+           "pip install -e '.[dev]' (or pip install 'jax[cpu]') to test it")
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 420   # one subprocess: imports, XLA compilation and a few tiny steps
+
+# The tiny model every check uses: 16 px, width 4, two critic steps per generator step.
+# drift_weight is on so that its term is compared too.
+MODEL = dict(image_shape=(16, 16, 2), latent_dim=8, width=4, n_critic=2, drift_weight=1e-3, seed=3)
+# The training-step comparison uses a critic without layer norm: TensorFlow's
+# tf.nn.moments (behind GroupNormalization) puts a stop_gradient on the mean inside the
+# variance, which leaves first derivatives exact but changes second derivatives, i.e. the
+# gradient penalty's gradient w.r.t. the weights before the norm (measured: ~0.2% on those
+# conv layers); JAX's jnp.var differentiates exactly. The forward test keeps the layer norm.
+STEP_MODEL = dict(MODEL, critic_norm="none")
+BATCH = 6
+STEPS = 2
+
+
+def run_in_backend(backend: str, code: str, cwd: Path) -> dict:
+    """Run ``code`` under ``KERAS_BACKEND=backend``; return the JSON of its last stdout line."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    try:
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the {backend} subprocess ran past {TIMEOUT_S} s:\n{(exc.stderr or '')[-3000:]}")
+    if proc.returncode != 0:
+        pytest.fail(f"the {backend} subprocess failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"the {backend} subprocess printed no JSON:\n{proc.stdout[-2000:]}"
+    return json.loads(lines[-1])
+
+
+# ## (a) The models build and run forward on both backends, and agree from the same weights
+
+FORWARD = """
+import json, keras, numpy as np
+from mrigan_tf.models.cwgan_gp import make_cwgan_gp
+from mrigan_tf.models.unet import build_unet, compile_unet
+from mrigan_tf.training.diffaugment import DiffAugment
+
+MODEL = {model!r}
+model = make_cwgan_gp(**MODEL)
+unet = build_unet(16, channels=1, depth=2, width=4, seed=0)
+if {load!r}:
+    model.generator.load_weights("generator.weights.h5")
+    model.critic.load_weights("critic.weights.h5")
+    unet.load_weights("unet.weights.h5")
+else:
+    model.generator.save_weights("generator.weights.h5")
+    model.critic.save_weights("critic.weights.h5")
+    unet.save_weights("unet.weights.h5")
+
+rng = np.random.default_rng(0)
+latent = rng.standard_normal((4, MODEL["latent_dim"])).astype("float32")
+labels = np.array([0, 1, 0, 1], "int32")
+fake = keras.ops.convert_to_numpy(model.generator([latent, labels], training=False))
+scores = keras.ops.convert_to_numpy(model.critic([fake, labels], training=False))
+image = rng.uniform(-1, 1, (4, 16, 16, 1)).astype("float32")
+probs = keras.ops.convert_to_numpy(unet(image, training=False))
+
+# DiffAugment on a joint tensor whose mask channel is exactly -1 or +1.
+mask = np.where(rng.uniform(size=(4, 16, 16, 1)) > 0.7, 1.0, -1.0).astype("float32")
+augmented = keras.ops.convert_to_numpy(
+    DiffAugment("translation,cutout,brightness,contrast", seed=0)(np.concatenate([image, mask], -1)))
+
+# The U-Net trains with compile() + fit() on this backend (Keras' own train step).
+compile_unet(unet, jit_compile=False)
+masks01 = (mask > 0).astype("float32")
+history = unet.fit(image, masks01, batch_size=2, epochs=2, verbose=0).history
+
+print(json.dumps({{
+    "backend": keras.backend.backend(),
+    "fake": fake.tolist(), "scores": scores.tolist(), "probs": probs.tolist(),
+    "augmented_shape": list(augmented.shape),
+    "augmented_mask_values": sorted(set(np.round(augmented[..., 1], 5).ravel().tolist())),
+    "augmented_finite": bool(np.isfinite(augmented).all()),
+    "unet_loss": history["loss"],
+}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def forward_results(tmp_path_factory):
+    """The TensorFlow subprocess writes the weights; the JAX one loads and runs them."""
+    workdir = tmp_path_factory.mktemp("forward")
+    tf_result = run_in_backend("tensorflow", FORWARD.format(model=MODEL, load=False), workdir)
+    jax_result = run_in_backend("jax", FORWARD.format(model=MODEL, load=True), workdir)
+    return tf_result, jax_result
+
+
+@needs_jax
+def test_models_build_and_run_under_jax(forward_results):
+    _, jax_result = forward_results
+    assert jax_result["backend"] == "jax"
+    fake = np.asarray(jax_result["fake"])
+    assert fake.shape == (4, 16, 16, 2)
+    assert np.all(np.abs(fake) <= 1.0)                      # tanh output
+    assert np.asarray(jax_result["scores"]).shape == (4, 1)
+    probs = np.asarray(jax_result["probs"])
+    assert probs.shape == (4, 16, 16, 1) and np.all((probs >= 0) & (probs <= 1))
+    # Geometric augmentations move the mask and fill with background: it stays -1 / +1.
+    assert jax_result["augmented_shape"] == [4, 16, 16, 2]
+    assert jax_result["augmented_finite"]
+    assert set(jax_result["augmented_mask_values"]) <= {-1.0, 1.0}
+    # The U-Net learns under fit() on JAX: finite losses that go down on a fixed batch.
+    losses = jax_result["unet_loss"]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+@needs_jax
+def test_same_weights_give_same_outputs_on_both_backends(forward_results):
+    tf_result, jax_result = forward_results
+    assert tf_result["backend"] == "tensorflow"
+    for key in ("fake", "scores", "probs"):
+        np.testing.assert_allclose(jax_result[key], tf_result[key], rtol=1e-5, atol=1e-5,
+                                   err_msg=f"{key} differs between backends")
+
+
+# ## (b) The JAX training step computes what the TensorFlow step does
+
+# Both sides: the same model, the weights of the TensorFlow side's initialisation, the same
+# batch and the same noise (latent vectors and interpolation weights drawn here with NumPy),
+# DiffAugment off (its random streams differ between backends).
+SHARED = """
+import json, keras, numpy as np
+from mrigan_tf.models.cwgan_gp import make_cwgan_gp
+
+MODEL, BATCH, STEPS = {model!r}, {batch}, {steps}
+keras.utils.set_random_seed(0)
+n_critic, latent_dim = MODEL["n_critic"], MODEL["latent_dim"]
+rng = np.random.default_rng(1)
+real = rng.uniform(-1, 1, (BATCH, 16, 16, 2)).astype("float32")
+labels = (np.arange(BATCH) % 2).astype("int32")
+latents = rng.standard_normal((STEPS, n_critic + 1, BATCH, latent_dim)).astype("float32")
+alphas = rng.uniform(0, 1, (STEPS, n_critic, BATCH, 1, 1, 1)).astype("float32")
+
+def optimizers(kind):
+    # "adam": the model's defaults; "sgd": linear in the gradient, so round-off stays round-off.
+    if kind == "adam":
+        return make_cwgan_gp(**MODEL).default_optimizers()
+    return keras.optimizers.SGD(1e-4), keras.optimizers.SGD(1e-4)
+results = {{}}
+"""
+
+TF_STEPS = SHARED + """
+import tensorflow as tf
+import os
+model = make_cwgan_gp(**MODEL)
+os.makedirs("init")
+model.generator.save_weights("init/generator.weights.h5")
+model.critic.save_weights("init/critic.weights.h5")
+
+# The class embeddings get sparse gradients (tf.IndexedSlices) on TensorFlow, and Keras'
+# Adam squares each *occurrence* of a class in the batch instead of the summed gradient
+# (no deduplication), so its embedding updates are ~sqrt(occurrences) times textbook Adam's.
+# JAX gradients are dense (textbook Adam); densify here to compare the same algorithm.
+def densified(apply_gradients):
+    return lambda pairs: apply_gradients([(tf.convert_to_tensor(g), v) for g, v in pairs])
+
+real_uniform = keras.random.uniform
+for kind in ("sgd", "adam"):
+    model = make_cwgan_gp(**MODEL)
+    model.generator.load_weights("init/generator.weights.h5")
+    model.critic.load_weights("init/critic.weights.h5")
+    model.compile(*optimizers(kind), jit_compile=False)
+    for optimizer in (model.d_optimizer, model.g_optimizer):
+        optimizer.apply_gradients = densified(optimizer.apply_gradients)
+    # The TensorFlow step draws its own noise; feed it ours, in the order the step draws
+    # it: per critic step a latent batch then alpha, then the generator step's latent
+    # batch. (Eager execution, so these Python replacements are called at every draw.)
+    latent_draws = iter(latents.reshape(-1, BATCH, latent_dim))
+    alpha_draws = iter(alphas.reshape(-1, BATCH, 1, 1, 1))
+    model.draw_latent = lambda batch_size: tf.constant(next(latent_draws))
+    keras.random.uniform = lambda *args, **kwargs: tf.constant(next(alpha_draws))
+    logs = []
+    for step in range(STEPS):
+        for tracker in model.metrics:
+            tracker.reset_state()   # the logs are then this step's values, not running means
+        out = model.train_step((tf.constant(real), tf.constant(labels)))
+        logs.append({{k: float(v) for k, v in out.items()}})
+    keras.random.uniform = real_uniform
+    os.makedirs(f"{{kind}}_tf")
+    model.generator.save_weights(f"{{kind}}_tf/generator.weights.h5")
+    model.critic.save_weights(f"{{kind}}_tf/critic.weights.h5")
+    results[kind] = logs
+print(json.dumps(results))
+"""
+
+JAX_STEPS = SHARED + """
+from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
+for kind in ("sgd", "adam"):
+    model = make_cwgan_gp(**MODEL)
+    trainer = JaxCWGANGPTrainer(model, *optimizers(kind))
+    trainer.load_weights("init")
+    logs = []
+    for step in range(STEPS):
+        out = trainer.train_step(real, labels, latents[step], alphas[step])
+        logs.append({{k: float(v) for k, v in out.items()}})
+    trainer.save_weights(f"{{kind}}_jax")
+    results[kind] = logs
+# And the random-noise path that real training uses runs and stays finite.
+results["fit"] = trainer.fit([(real, labels)], steps=2, progress=False)
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def step_results(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("steps")
+    fmt = dict(model=STEP_MODEL, batch=BATCH, steps=STEPS)
+    tf_result = run_in_backend("tensorflow", TF_STEPS.format(**fmt), workdir)
+    jax_result = run_in_backend("jax", JAX_STEPS.format(**fmt), workdir)
+    return workdir, tf_result, jax_result
+
+
+def _h5_arrays(path: Path) -> dict[str, np.ndarray]:
+    import h5py
+
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+# (rtol, atol) of the losses per optimizer; see the module docstring.
+LOSS_TOLERANCE = {"sgd": (1e-5, 1e-6), "adam": (1e-4, 1e-5)}
+
+
+@needs_jax
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_jax_step_losses_match_tensorflow(step_results, kind):
+    _, tf_result, jax_result = step_results
+    rtol, atol = LOSS_TOLERANCE[kind]
+    assert len(tf_result[kind]) == len(jax_result[kind]) == STEPS
+    for step, (tf_logs, jax_logs) in enumerate(zip(tf_result[kind], jax_result[kind])):
+        assert set(jax_logs) == set(tf_logs) == {"d_loss", "g_loss", "gp", "wasserstein"}
+        for name in tf_logs:
+            np.testing.assert_allclose(jax_logs[name], tf_logs[name], rtol=rtol, atol=atol,
+                                       err_msg=f"{kind}, step {step}: {name} differs (jax vs tf)")
+    # Not a vacuous comparison: the penalty is active and the losses moved between steps.
+    assert tf_result[kind][0]["gp"] > 1e-3
+    assert tf_result[kind][0]["d_loss"] != tf_result[kind][1]["d_loss"]
+
+
+@needs_jax
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
+    workdir, _, _ = step_results
+    for player in ("generator", "critic"):
+        init = _h5_arrays(workdir / "init" / f"{player}.weights.h5")
+        tf_after = _h5_arrays(workdir / f"{kind}_tf" / f"{player}.weights.h5")
+        jax_after = _h5_arrays(workdir / f"{kind}_jax" / f"{player}.weights.h5")
+        assert set(jax_after) == set(tf_after) == set(init) and init
+        moved = 0
+        differences = []
+        for name, tf_value in tf_after.items():
+            moved += int(np.max(np.abs(tf_value - init[name])) > 1e-6)
+            differences.append(np.abs(jax_after[name] - tf_value).ravel())
+        differences = np.concatenate(differences)
+        if kind == "sgd":
+            assert differences.max() < 1e-6, f"{player}: max difference {differences.max():.2e}"
+        else:
+            # Adam: all within two updates (a flipped sign), and nearly all much closer.
+            assert differences.max() < 2.5 * STEPS * 1e-4, f"{player}: {differences.max():.2e}"
+            assert np.mean(differences > 1e-5) < 0.02, \
+                f"{player}: {np.mean(differences > 1e-5):.1%} of the weights differ by > 1e-5"
+        # Training moved most tensors, so agreeing is not agreeing on nothing.
+        assert moved >= len(init) // 2, f"{player}: only {moved} of {len(init)} tensors changed"
+
+
+@needs_jax
+def test_jax_weights_load_in_the_tensorflow_model(step_results, tmp_path):
+    """What the JAX trainer saves, the TensorFlow model (this process's backend) loads:
+    loaded and saved again, every array comes back unchanged."""
+    import keras
+
+    from mrigan_tf.models.cwgan_gp import make_cwgan_gp
+
+    workdir, _, _ = step_results
+    assert keras.backend.backend() == "tensorflow"
+    model = make_cwgan_gp(**STEP_MODEL)
+    for player, network in (("generator", model.generator), ("critic", model.critic)):
+        network.load_weights(workdir / "adam_jax" / f"{player}.weights.h5")
+        network.save_weights(tmp_path / f"{player}.weights.h5")
+        saved = _h5_arrays(workdir / "adam_jax" / f"{player}.weights.h5")
+        again = _h5_arrays(tmp_path / f"{player}.weights.h5")
+        assert set(saved) == set(again)
+        for name, value in saved.items():
+            np.testing.assert_array_equal(again[name], value, err_msg=f"{player} {name}")
+
+
+@needs_jax
+def test_jax_fit_draws_its_own_noise(step_results):
+    _, _, jax_result = step_results
+    history = jax_result["fit"]
+    assert set(history) == {"d_loss", "g_loss", "gp", "wasserstein"}
+    assert all(len(values) == 2 and np.all(np.isfinite(values)) for values in history.values())
+
+
+def test_jax_trainer_refuses_the_tensorflow_backend():
+    """Imported under TensorFlow, the module says which backend it needs."""
+    from mrigan_tf.errors import MriganError
+
+    sys.modules.pop("mrigan_tf.training.jax_cwgan_gp", None)
+    with pytest.raises(MriganError, match="KERAS_BACKEND=jax"):
+        importlib.import_module("mrigan_tf.training.jax_cwgan_gp")
