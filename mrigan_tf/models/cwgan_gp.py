@@ -45,8 +45,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from mrigan_tf.models.base import (BaseGAN, check_image_shape, gather_replicas, latent_noise,
-                                   num_replicas, replica_rows)
+from mrigan_tf.models.base import (SYNCHRONIZED_BATCH_NORM, BaseGAN, check_image_shape,
+                                   dense_gradients, gather_replicas, latent_noise, num_replicas,
+                                   replica_rows)
 from mrigan_tf.training.diffaugment import DiffAugment
 from mrigan_tf.training.mixed_precision import current_loss_scale
 
@@ -75,12 +76,12 @@ def build_conditional_generator(image_size: int = 64, channels: int = 2, latent_
     x = layers.Concatenate()([z, embedded])
     x = layers.Dense(4 * 4 * filters[0], use_bias=False)(x)
     x = layers.Reshape((4, 4, filters[0]))(x)
-    x = layers.BatchNormalization(synchronized=True)(x)
+    x = layers.BatchNormalization(synchronized=SYNCHRONIZED_BATCH_NORM)(x)
     x = layers.ReLU()(x)
     for f in filters:
         x = layers.UpSampling2D(interpolation="nearest")(x)
         x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(synchronized=True)(x)
+        x = layers.BatchNormalization(synchronized=SYNCHRONIZED_BATCH_NORM)(x)
         x = layers.ReLU()(x)
     out = layers.Conv2D(channels, 3, padding="same", activation="tanh", dtype="float32",
                         name="image_and_mask")(x)
@@ -251,7 +252,7 @@ class ConditionalWGANGP(BaseGAN):
             if self.drift_weight:
                 d_loss += self.drift_weight * tf.reduce_mean(tf.square(d_real))
             scaled = self.scale_loss(d_loss, self.d_optimizer)
-        grads = tape.gradient(scaled, self.critic.trainable_variables)
+        grads = dense_gradients(tape.gradient(scaled, self.critic.trainable_variables))
         self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
         return d_loss, gp, wasserstein
 
@@ -262,7 +263,7 @@ class ConditionalWGANGP(BaseGAN):
             d_fake = tf.cast(self.critic([self.augment(fake), labels], training=True), tf.float32)
             g_loss = -tf.reduce_mean(d_fake)
             scaled = self.scale_loss(g_loss, self.g_optimizer)
-        grads = tape.gradient(scaled, self.generator.trainable_variables)
+        grads = dense_gradients(tape.gradient(scaled, self.generator.trainable_variables))
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         return g_loss
 

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from mrigan_tf.models.base import check_image_shape
+from mrigan_tf.models.base import SYNCHRONIZED_BATCH_NORM, check_image_shape
 from mrigan_tf.models.gan import FEATURE_LAYER, VanillaGAN
 
 #: The smallest feature map: the generator projects to it, the discriminator ends at it.
@@ -70,12 +70,12 @@ def build_dcgan_generator(image_shape: Sequence[int], latent_dim: int = 100,
     x = layers.Dense(BASE_SIZE * BASE_SIZE * widths[0], use_bias=False,
                      kernel_initializer=dcgan_init())(latent)
     x = layers.Reshape((BASE_SIZE, BASE_SIZE, widths[0]))(x)
-    x = layers.BatchNormalization(synchronized=True)(x)
+    x = layers.BatchNormalization(synchronized=SYNCHRONIZED_BATCH_NORM)(x)
     x = layers.ReLU()(x)
     for filters in widths[1:]:
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=dcgan_init())(x)
-        x = layers.BatchNormalization(synchronized=True)(x)
+        x = layers.BatchNormalization(synchronized=SYNCHRONIZED_BATCH_NORM)(x)
         x = layers.ReLU()(x)
     # The output layer: no batch norm, tanh to land in the data's [-1, 1].
     image = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
@@ -103,7 +103,7 @@ def build_dcgan_discriminator(image_shape: Sequence[int], width: int = 64,
         x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not (batch_norm and i),
                           kernel_initializer=dcgan_init())(x)
         if batch_norm and i > 0:
-            x = layers.BatchNormalization(synchronized=True)(x)
+            x = layers.BatchNormalization(synchronized=SYNCHRONIZED_BATCH_NORM)(x)
         x = layers.LeakyReLU(0.2)(x)
     features = layers.Flatten(name=FEATURE_LAYER)(x)
     logit = layers.Dense(1, kernel_initializer=dcgan_init(), name="logit")(features)

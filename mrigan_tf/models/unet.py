@@ -203,7 +203,7 @@ class _OverlapMetric(keras.metrics.Metric):
 
     def reset_state(self):
         for variable in (self.intersection, self.true_size, self.pred_size):
-            variable.assign(ops.zeros_like(variable))
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "threshold": self.threshold}
