@@ -9,21 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from mrigan_tf import __version__
+from mrigan_tf.arguments import positive_int
 from mrigan_tf.errors import MriganError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def cmd_phantom(args: argparse.Namespace) -> int:
@@ -176,10 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "tumor masks as a dataset directory (dataset.npz + meta.json), split by "
                     "subject. Simulated, not patient data.")
     p.add_argument("--out", required=True, help="dataset directory to create")
-    p.add_argument("--subjects", type=_positive_int, default=40, help="number of subjects (default 40)")
+    p.add_argument("--subjects", type=positive_int, default=40, help="number of subjects (default 40)")
     p.add_argument("--size", type=int, default=64, help="slice size in pixels: 64 (default) or 128")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same data (default 0)")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="worker processes (default: one per CPU core)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -207,11 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset directory (dataset.npz + meta.json)")
     p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     length = p.add_mutually_exclusive_group(required=True)
-    length.add_argument("--epochs", type=_positive_int, help="number of epochs")
-    length.add_argument("--steps", type=_positive_int, help="at least this many generator steps")
-    p.add_argument("--steps-per-epoch", type=_positive_int, default=None,
+    length.add_argument("--epochs", type=positive_int, help="number of epochs")
+    length.add_argument("--steps", type=positive_int, help="at least this many generator steps")
+    p.add_argument("--steps-per-epoch", type=positive_int, default=None,
                    help="generator steps per epoch (default: one pass over the train split)")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (default 64)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
@@ -224,15 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", dest="precision", action="store_const",
                    const="mixed_float16", default="float32",
                    help="GANs: float16 compute with loss scaling (GPUs with tensor cores)")
-    p.add_argument("--steps-per-execution", type=_positive_int, default=1,
+    p.add_argument("--steps-per-execution", type=positive_int, default=1,
                    help="GANs: train steps per compiled call (default 1)")
     p.add_argument("--d-lr", type=float, default=None, help="discriminator/critic learning rate")
     p.add_argument("--g-lr", type=float, default=None, help="generator learning rate")
     p.add_argument("--joint", action="store_true",
                    help="unconditional GANs: train on image+mask instead of the image alone")
-    p.add_argument("--latent-dim", type=_positive_int, default=None, help="size of the latent vector")
-    p.add_argument("--width", type=_positive_int, default=None, help="base number of filters")
-    p.add_argument("--n-critic", type=_positive_int, default=None, help="critic steps per generator step")
+    p.add_argument("--latent-dim", type=positive_int, default=None, help="size of the latent vector")
+    p.add_argument("--width", type=positive_int, default=None, help="base number of filters")
+    p.add_argument("--n-critic", type=positive_int, default=None, help="critic steps per generator step")
     p.add_argument("--augment", default=None,
                    help="cwgan-gp: DiffAugment policy, e.g. translation,cutout,brightness,contrast")
     p.add_argument("--gp-weight", type=float, default=None, help="cwgan-gp: gradient penalty weight")
@@ -241,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gan/dcgan: feature-matching generator loss")
     p.add_argument("--clip-value", type=float, default=None, help="wgan: weight clipping bound c")
     p.add_argument("--lr", type=float, default=None, help="unet: learning rate (default 1e-3)")
-    p.add_argument("--depth", type=_positive_int, default=None, help="unet: number of poolings")
+    p.add_argument("--depth", type=positive_int, default=None, help="unet: number of poolings")
     p.add_argument("--dropout", type=float, default=None, help="unet: bottleneck dropout rate")
     p.add_argument("--no-augment", action="store_true", help="unet: no random flips")
     p.add_argument("--set", action="append", type=_parse_option, metavar="KEY=VALUE",
@@ -256,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "and the metrics use it unchanged), optionally with PNG pairs, NIfTI stacks and "
                     "manifest.csv. Same run and seed: identical dataset.npz.")
     p.add_argument("--run", required=True, help="run directory written by `mrigan-tf train`")
-    p.add_argument("--n", type=_positive_int, default=10_000,
+    p.add_argument("--n", type=positive_int, default=10_000,
                    help="number of pairs in total, or per class with --per-class (default 10000)")
     p.add_argument("--out", required=True, help="dataset directory to create")
     p.add_argument("--per-class", action="store_true", help="--n pairs for each class")
@@ -264,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class proportions, e.g. 0.7,0.3 (default: equal)")
     p.add_argument("--format", default="npz", help="npz (always), png, nifti; e.g. npz,png,nifti")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of pairs in the val split (0.1)")
-    p.add_argument("--batch-size", type=_positive_int, default=500, help="generation batch size (500)")
+    p.add_argument("--batch-size", type=positive_int, default=500, help="generation batch size (500)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -286,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(domain, default, offline) or InceptionV3 with ImageNet weights from "
                         "the local Keras cache (inception; falls back to domain, and says so, "
                         "when the weights are not there)")
-    p.add_argument("--max-images", type=_positive_int, default=2000,
+    p.add_argument("--max-images", type=positive_int, default=2000,
                    help="at most this many slices per set (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -305,12 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory to create")
     p.add_argument("--fractions", type=_proportions, default=[0.1, 0.25, 1.0],
                    help="fractions of the real training subjects (default 0.1,0.25,1)")
-    p.add_argument("--steps", type=_positive_int, default=1000,
+    p.add_argument("--steps", type=positive_int, default=1000,
                    help="optimisation steps per U-Net (default 1000)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    p.add_argument("--width", type=_positive_int, default=None, help="U-Net base width")
+    p.add_argument("--width", type=positive_int, default=None, help="U-Net base width")
     p.add_argument("--no-augment", action="store_true", help="no random flips")
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (default: on with a GPU, off on CPU)")
@@ -324,14 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "conditional WGAN-GP within a CPU time budget, generate a synthetic "
                     "image+mask dataset, and write pictures and report.md under --out.")
     p.add_argument("--out", default=os.path.join("runs", "demo"), help="output directory (default runs/demo)")
-    p.add_argument("--subjects", type=_positive_int, default=40, help="phantom subjects (default 40)")
+    p.add_argument("--subjects", type=positive_int, default=40, help="phantom subjects (default 40)")
     p.add_argument("--size", type=int, default=64, help="slice size in pixels (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--train-minutes", type=float, default=7.0,
                    help="training time budget in minutes (default 7)")
-    p.add_argument("--steps", type=_positive_int, default=1000,
+    p.add_argument("--steps", type=positive_int, default=1000,
                    help="at most this many generator steps (default 1000)")
-    p.add_argument("--n-synthetic", type=_positive_int, default=10_000,
+    p.add_argument("--n-synthetic", type=positive_int, default=10_000,
                    help="synthetic pairs to generate (default 10000)")
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (default: on with a GPU, off on CPU)")

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from mrigan_tf.arguments import positive_int
 from mrigan_tf.errors import DataError, MriganError
 
 SHARDS_FILE = "shards.json"
@@ -251,28 +252,21 @@ def list_shards(path: str | os.PathLike) -> list[Path]:
 
 # ## The command line (`mrigan-tf prepare SOURCE ...`), wired in by mrigan_tf.cli
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src", required=True, help="the downloaded dataset's directory")
     p.add_argument("--out", required=True, help="dataset directory to create")
     p.add_argument("--size", type=int, default=64, help="slice size in pixels: 64 (default) or 128")
-    p.add_argument("--limit", type=_positive_int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None,
                    help="prepare only N subjects (taken in turn from each class), to try things out")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip broken subjects and list them at the end, instead of stopping "
                         "at the first one")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="worker processes (default: one per CPU core)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subject split (default 0)")
-    p.add_argument("--slice-step", type=_positive_int, default=1,
+    p.add_argument("--slice-step", type=positive_int, default=1,
                    help="keep every Nth informative axial slice (default 1: all)")
-    p.add_argument("--shard-slices", type=_positive_int, default=None,
+    p.add_argument("--shard-slices", type=positive_int, default=None,
                    help="write shards of about N slices (whole subjects) instead of one "
                         "dataset.npz, for sets too large for memory")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
