@@ -30,27 +30,40 @@ def _binary_per_image(masks: np.ndarray, threshold: float, name: str) -> np.ndar
     return (arr > threshold).reshape(len(arr), -1)
 
 
-def _counts(reference: np.ndarray, prediction: np.ndarray, threshold: float):
+def overlap_counts(reference: np.ndarray, prediction: np.ndarray,
+                   threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per image: ``|Y ^ P|``, ``|Y|``, ``|P|`` of the masks binarised with ``> threshold``.
+
+    Int64 arrays of shape (N,). Counts, unlike scores, add up: summing them over a subject's
+    slices gives its 3-D (pooled) overlap.
+    """
     y = _binary_per_image(reference, threshold, "reference")
     p = _binary_per_image(prediction, threshold, "prediction")
     if y.shape != p.shape:
         raise ValueError(f"reference and prediction shapes differ: {np.shape(reference)} "
                          f"vs {np.shape(prediction)}")
-    inter = np.sum(y & p, axis=1).astype(np.float64)
-    return inter, y.sum(axis=1).astype(np.float64), p.sum(axis=1).astype(np.float64)
+    return (np.sum(y & p, axis=1, dtype=np.int64), np.sum(y, axis=1, dtype=np.int64),
+            np.sum(p, axis=1, dtype=np.int64))
+
+
+def dice_iou(intersection, true_size, pred_size) -> tuple[np.ndarray, np.ndarray]:
+    """Dice and IoU from overlap counts; both 1 where truth and prediction are empty."""
+    intersection, true_size, pred_size = (np.asarray(a, np.float64)
+                                          for a in (intersection, true_size, pred_size))
+    total = true_size + pred_size
+    union = total - intersection
+    dice = np.divide(2 * intersection, total, out=np.ones_like(total), where=total > 0)
+    iou = np.divide(intersection, union, out=np.ones_like(union), where=union > 0)
+    return dice, iou
 
 
 def dice_per_image(reference: np.ndarray, prediction: np.ndarray,
                    threshold: float = 0.5) -> np.ndarray:
     """Dice of each image's masks (binarised with ``> threshold``), shape (N,); 1 if both empty."""
-    inter, y, p = _counts(reference, prediction, threshold)
-    total = y + p
-    return np.where(total > 0, 2.0 * inter / np.where(total > 0, total, 1.0), 1.0)
+    return dice_iou(*overlap_counts(reference, prediction, threshold))[0]
 
 
 def iou_per_image(reference: np.ndarray, prediction: np.ndarray,
                   threshold: float = 0.5) -> np.ndarray:
     """IoU (Jaccard) of each image's masks, shape (N,); 1 if both empty."""
-    inter, y, p = _counts(reference, prediction, threshold)
-    union = y + p - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0)
+    return dice_iou(*overlap_counts(reference, prediction, threshold))[1]

@@ -57,6 +57,7 @@ from mrigan_tf.atomic import atomic_file
 from mrigan_tf.data.contract import PreparedDataset, load_dataset
 from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.metrics.overlap import dice_iou, overlap_counts
 from mrigan_tf.models.unet import THRESHOLD, build_unet, compile_unet
 from mrigan_tf.training.distribute import make_strategy
 from mrigan_tf.training.runner import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,
@@ -321,25 +322,6 @@ def predict_masks(model: keras.Model, images: np.ndarray, batch_size: int = 64,
                           f"{tuple(images.shape[1:])}; train a U-Net at this image size")
     probs = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
     return probs, (probs > threshold).astype(np.uint8)
-
-
-def overlap_counts(true_masks: np.ndarray, pred_masks: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per slice: ``|Y ^ P|``, ``|Y|``, ``|P|`` (int64 arrays of shape (N,))."""
-    y = true_masks.reshape(len(true_masks), -1).astype(bool)
-    p = pred_masks.reshape(len(pred_masks), -1).astype(bool)
-    return (np.sum(y & p, axis=1, dtype=np.int64), np.sum(y, axis=1, dtype=np.int64),
-            np.sum(p, axis=1, dtype=np.int64))
-
-
-def dice_iou(intersection, true_size, pred_size) -> tuple[np.ndarray, np.ndarray]:
-    """Dice and IoU from counts; both 1 where truth and prediction are empty (agreement)."""
-    intersection, true_size, pred_size = (np.asarray(a, np.float64)
-                                          for a in (intersection, true_size, pred_size))
-    total = true_size + pred_size
-    union = total - intersection
-    dice = np.divide(2 * intersection, total, out=np.ones_like(total), where=total > 0)
-    iou = np.divide(intersection, union, out=np.ones_like(union), where=union > 0)
-    return dice, iou
 
 
 def _mean(values: np.ndarray) -> float | None:
