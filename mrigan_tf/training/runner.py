@@ -32,6 +32,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +272,33 @@ def _write_config(run_dir: Path, config: TrainConfig, image_shape, dataset, step
         }, indent=2) + "\n")
 
 
+def read_run_config(run_dir: Path, train_command: str = "mrigan-tf train --out DIR ...") -> dict:
+    """The saved ``config.json`` of a run directory, or a ``DataError`` saying it is none."""
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise DataError(run_dir, f"not a run directory (no config.json); train one with "
+                        f"`{train_command}`")
+    return json.loads(config_path.read_text())
+
+
+def load_run_model(run_dir: Path, rebuild: Callable[[], keras.Model]):
+    """``(model, path)``: ``model.keras`` when training finished, else the last backup's
+    weights (of the last finished epoch) loaded into ``rebuild()``'s fresh model."""
+    model_path = run_dir / MODEL_FILE
+    if model_path.is_file():
+        try:
+            return keras.models.load_model(model_path), model_path
+        except Exception as exc:  # a truncated or foreign file: say which
+            raise DataError(model_path, f"cannot load the model ({type(exc).__name__}: {exc})") from None
+    backup = run_dir / BACKUP_DIR / "latest.weights.h5"
+    if not backup.is_file():
+        raise DataError(run_dir, "holds neither model.keras nor a backup: was training "
+                        "started here?")
+    model = rebuild()
+    model.load_weights(backup)
+    return model, backup
+
+
 def load_run(run_dir: str | os.PathLike):
     """The trained model of a run directory, and its saved configuration.
 
@@ -278,26 +306,8 @@ def load_run(run_dir: str | os.PathLike):
     backup (the weights of the last finished epoch).
     """
     run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise DataError(run_dir, "not a run directory (no config.json); train one with "
-                        "`mrigan-tf train --out DIR ...`")
-    saved = json.loads(config_path.read_text())
-    model_path = run_dir / MODEL_FILE
+    saved = read_run_config(run_dir)
     model_families()   # importing the model modules registers their classes for loading
-
-    if model_path.is_file():
-        try:
-            model = keras.models.load_model(model_path)
-        except Exception as exc:  # a truncated or foreign file: say which
-            raise DataError(model_path, f"cannot load the model ({type(exc).__name__}: {exc})") from None
-        return model, saved, model_path
-    backup = run_dir / BACKUP_DIR / "latest.weights.h5"
-    if not backup.is_file():
-        raise DataError(run_dir, "holds neither model.keras nor a backup: was training "
-                        "started here?")
-    train = dict(saved["train"])
-    config = TrainConfig(**train)
-    model = build_model(config, tuple(saved["image_shape"]), len(saved["class_names"]))
-    model.load_weights(backup)
-    return model, saved, backup
+    model, path = load_run_model(run_dir, lambda: build_model(
+        TrainConfig(**saved["train"]), tuple(saved["image_shape"]), len(saved["class_names"])))
+    return model, saved, path

@@ -61,7 +61,7 @@ from mrigan_tf.metrics.overlap import dice_iou, overlap_counts
 from mrigan_tf.models.unet import THRESHOLD, build_unet, compile_unet
 from mrigan_tf.training.distribute import make_strategy
 from mrigan_tf.training.runner import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,
-                                       check_run_dir)
+                                       check_run_dir, load_run_model, read_run_config)
 
 MODEL_NAME = "unet"
 #: Keras' own fit() scales the compiled loss for the replicas of a MirroredStrategy.
@@ -286,29 +286,13 @@ def load_unet_run(run_dir: str | os.PathLike):
     Prefers ``model.keras``; a run stopped before finishing falls back to its last backup.
     """
     run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise DataError(run_dir, "not a run directory (no config.json); train one with "
-                        "`mrigan-tf train --model unet --out DIR ...`")
-    saved = json.loads(config_path.read_text())
+    saved = read_run_config(run_dir, "mrigan-tf train --model unet --out DIR ...")
     if saved.get("train", {}).get("model") != MODEL_NAME:
-        raise DataError(config_path, f"this run trained {saved.get('train', {}).get('model')!r}, "
-                        "not a U-Net")
-    model_path = run_dir / MODEL_FILE
-    if model_path.is_file():
-        try:
-            return keras.models.load_model(model_path), saved, model_path
-        except Exception as exc:  # a truncated or foreign file: say which
-            raise DataError(model_path, f"cannot load the model "
-                            f"({type(exc).__name__}: {exc})") from None
-    backup = run_dir / BACKUP_DIR / "latest.weights.h5"
-    if not backup.is_file():
-        raise DataError(run_dir, "holds neither model.keras nor a backup: was training "
-                        "started here?")
-    config = SegmentationConfig(**saved["train"])
-    model = build_segmenter(config, int(saved["image_shape"][0]))
-    model.load_weights(backup)
-    return model, saved, backup
+        raise DataError(run_dir / CONFIG_FILE, f"this run trained "
+                        f"{saved.get('train', {}).get('model')!r}, not a U-Net")
+    model, path = load_run_model(run_dir, lambda: build_segmenter(
+        SegmentationConfig(**saved["train"]), int(saved["image_shape"][0])))
+    return model, saved, path
 
 
 # ## Evaluation
