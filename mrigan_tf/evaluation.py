@@ -165,10 +165,15 @@ def _diversity(syn, train, class_names, seed, pairs, lpips_weights, lpips_pairs)
     return out
 
 
+def mask_areas(masks: np.ndarray) -> np.ndarray:
+    """Each mask's area as a fraction of its slice, shape (N,), float64."""
+    return masks.reshape(len(masks), -1).mean(axis=1).astype(np.float64)
+
+
 def mask_statistics(ds: PreparedDataset) -> dict:
     """Per class: count, fraction of empty masks, and the tumor-area distribution (as a
     fraction of the slice) over the non-empty masks."""
-    area = ds.masks.reshape(len(ds), -1).mean(axis=1).astype(np.float64)
+    area = mask_areas(ds.masks)
     out = {}
     for k, name in enumerate(ds.class_names):
         a = area[ds.labels == k]
