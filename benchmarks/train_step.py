@@ -13,6 +13,12 @@ speed-up that TensorFlow offers, added one at a time:
     ours_xla           + jit_compile=True (the GP's nested tape and UpSampling2D compile)
     ours_xla_spe4      + steps_per_execution=4 (four steps per compiled call, no Python
                        between them)
+    ours_bf16          the step and the pipeline, no XLA, under the ``mixed_bfloat16``
+                       policy: float32 weights, bfloat16 convolutions (oneDNN runs them on
+                       CPUs with AVX512_BF16 or AMX; ``cpu_bf16`` in the JSON says whether
+                       this one has them), critic scores, losses and the penalty in float32.
+                       bfloat16 has float32's range, so no loss scaling; it rounds to 3
+                       significant digits, a *numerical* change the float32 variants do not make
 
 Both models have the same generator and critic (``build_conditional_generator`` /
 ``build_conditional_critic``), the same weights at the start, the same batch, n_critic,
@@ -24,7 +30,8 @@ layout on CPUs and the layout cuDNN's tensor-core kernels prefer under mixed pre
 Images/s counts real images per generator step (``batch * steps / seconds``); each model is
 warmed up first (tracing, XLA compilation) and timed with ``fit`` over the same number of
 steps, the variants taking turns (``rounds`` times; the best round counts, the median is
-reported beside it) so that they share the load of a busy machine. ``phases_ms`` times the pieces of one of our steps, each compiled alone without XLA,
+reported beside it) so that they share the load of a busy machine. ``phases_ms`` (and
+``phases_ms_bf16``) times the pieces of one of our steps, each compiled alone without XLA,
 so the bottleneck shows: the input pipeline (per batch), one critic update without the
 penalty, the penalty with its gradient (the nested tape: a double backward pass), and one
 generator update.
@@ -48,6 +55,7 @@ from mrigan_tf.data.contract import PreparedDataset
 from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.models import make_gan
 from mrigan_tf.models.cwgan_gp import GP_EPSILON, ConditionalWGANGP, gradient_penalty
+from mrigan_tf.training.mixed_precision import dtype_policy
 
 #: Per image size: model width, batch, critic steps per generator step, timed steps.
 #: 128 px is kept light (the machine is a shared 2-core CPU).
@@ -58,8 +66,8 @@ SETTINGS = {
 #: The variants measured per size: every step of the way at 64 px; at 128 px the textbook
 #: step and ours with and without XLA (each XLA variant costs a compilation of tens of
 #: seconds on this CPU).
-VARIANTS = {64: ("textbook", "ours_no_xla", "ours_xla", "ours_xla_spe4"),
-            128: ("textbook", "ours_no_xla", "ours_xla")}
+VARIANTS = {64: ("textbook", "ours_no_xla", "ours_xla", "ours_xla_spe4", "ours_bf16"),
+            128: ("textbook", "ours_no_xla", "ours_xla", "ours_bf16")}
 LATENT_DIM = 128
 GP_WEIGHT = 10.0
 
@@ -135,9 +143,11 @@ def adam() -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
 
 
-def ours(size: int, s: dict, jit: bool, steps_per_execution: int = 1) -> ConditionalWGANGP:
-    model = make_gan("cwgan-gp", (size, size, 2), width=s["width"], latent_dim=LATENT_DIM,
-                     n_critic=s["n_critic"], gp_weight=GP_WEIGHT, seed=0)
+def ours(size: int, s: dict, jit: bool, steps_per_execution: int = 1,
+         precision: str = "float32") -> ConditionalWGANGP:
+    with dtype_policy(precision):   # layers take the policy when they are created
+        model = make_gan("cwgan-gp", (size, size, 2), width=s["width"], latent_dim=LATENT_DIM,
+                         n_critic=s["n_critic"], gp_weight=GP_WEIGHT, seed=0)
     model.compile(adam(), adam(), jit_compile=jit, steps_per_execution=steps_per_execution)
     return model
 
@@ -197,9 +207,10 @@ def time_function(fn, args, n: int) -> float:
     return round(1000 * (time.perf_counter() - start) / n, 1)
 
 
-def time_phases(size: int, s: dict, pipeline: tf.data.Dataset, n: int) -> dict:
+def time_phases(size: int, s: dict, pipeline: tf.data.Dataset, n: int,
+                precision: str = "float32") -> dict:
     """Milliseconds of each phase of our step, each compiled alone (no XLA)."""
-    model = ours(size, s, jit=False)
+    model = ours(size, s, jit=False, precision=precision)
     real, labels = next(iter(pipeline))
 
     def critic_without_gp(real, labels):
@@ -260,17 +271,34 @@ def measure_size(size: int, steps: int | None = None, phases: bool | None = None
         "ours_xla": lambda: (ours(size, s, jit=True), {"x": pipeline, "shuffle": False}, 1),
         "ours_xla_spe4": lambda: (ours(size, s, jit=True, steps_per_execution=4),
                                   {"x": pipeline, "shuffle": False}, 4),
+        "ours_bf16": lambda: (ours(size, s, jit=False, precision="mixed_bfloat16"),
+                              {"x": pipeline, "shuffle": False}, 1),
     }
     variants = {name: builders[name]() for name in VARIANTS[size]}
     results.update(time_interleaved(variants, batch, steps, rounds))
     base = results["textbook"]["images_per_s"]
     results["speedup_vs_textbook"] = {name: round(results[name]["images_per_s"] / base, 2)
                                       for name in variants if name != "textbook"}
-    best = max(results["speedup_vs_textbook"], key=results["speedup_vs_textbook"].get)
-    results["best"] = {"variant": best, "ratio": results["speedup_vs_textbook"][best]}
+    speedups = results["speedup_vs_textbook"]
+    best = max(speedups, key=speedups.get)
+    results["best"] = {"variant": best, "ratio": speedups[best]}
+    # The same arithmetic as the textbook (float32), for a like-for-like figure.
+    float32 = max((v for v in speedups if "bf16" not in v), key=speedups.get)
+    results["best_float32"] = {"variant": float32, "ratio": speedups[float32]}
     if phases or (phases is None and size == 64):
         results["phases_ms"] = time_phases(size, s, pipeline, n=max(2, steps // 2))
+        results["phases_ms_bf16"] = time_phases(size, s, pipeline, n=max(2, steps // 2),
+                                                precision="mixed_bfloat16")
     return results
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU has bfloat16 instructions oneDNN uses (AVX512_BF16 or AMX; Linux)."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None) -> dict:
@@ -282,6 +310,7 @@ def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None) 
         "load_average_1min": round(os.getloadavg()[0], 2),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "all",
         "machine": platform.machine(),
+        "cpu_bf16": cpu_has_bf16(),
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "goal": "ours >= 1.5x textbook images/s at 64 px",
         "sizes": {},
@@ -290,6 +319,8 @@ def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None) 
         results["sizes"][str(size)] = measure_size(size, steps, phases)
     results["ratio_best_vs_textbook"] = {size: r["best"]["ratio"]
                                          for size, r in results["sizes"].items()}
+    results["ratio_best_float32_vs_textbook"] = {size: r["best_float32"]["ratio"]
+                                                 for size, r in results["sizes"].items()}
     return results
 
 
