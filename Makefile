@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv clean reference
 
 $(VENV)/.created:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mrigan-tf needs Python >= 3.11; found " + sys.version.split()[0] + ". Run: make PYTHON=python3.12 ...")'
@@ -31,6 +31,26 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py
+
+# The reference model shipped in mrigan_tf/reference/phantom64 (its README.md has the
+# figures): the demo's phantom, a long training run (about 100 minutes on 2 CPU cores; add
+# --resume to REFERENCE_TRAIN to continue an interrupted one), then its evaluation and TSTR.
+REFERENCE_DIR ?= mrigan_tf/reference/phantom64
+REFERENCE_RUNS ?= runs/reference
+REFERENCE_TRAIN := train --model cwgan-gp --data $(REFERENCE_RUNS)/phantom --out $(REFERENCE_RUNS)/run \
+	--steps 12000 --steps-per-epoch 250 --batch-size 32 --width 16 --latent-dim 64 --n-critic 3 \
+	--augment translation,cutout --seed 0
+reference: $(VENV)/.installed-base
+	$(VENV)/bin/mrigan-tf phantom --out $(REFERENCE_RUNS)/phantom --subjects 40 --size 64 --seed 0 --overwrite
+	$(VENV)/bin/mrigan-tf $(REFERENCE_TRAIN)
+	$(PY) -m mrigan_tf.reference --run $(REFERENCE_RUNS)/run --data $(REFERENCE_RUNS)/phantom \
+		--out $(REFERENCE_DIR) --overwrite --command "mrigan-tf $(REFERENCE_TRAIN)"
+	$(VENV)/bin/mrigan-tf generate --run $(REFERENCE_DIR) --n 10000 --seed 0 \
+		--out $(REFERENCE_RUNS)/synthetic --overwrite
+	$(VENV)/bin/mrigan-tf evaluate --real $(REFERENCE_RUNS)/phantom --synthetic $(REFERENCE_RUNS)/synthetic \
+		--out $(REFERENCE_DIR)/evaluation --seed 0 --overwrite
+	$(VENV)/bin/mrigan-tf tstr --real $(REFERENCE_RUNS)/phantom --synthetic $(REFERENCE_RUNS)/synthetic \
+		--out $(REFERENCE_DIR)/tstr --steps 400 --width 16 --batch-size 16 --seed 0 --overwrite
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

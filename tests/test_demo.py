@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mrigan_tf.cli import main
 from mrigan_tf.data.contract import load_dataset
+from mrigan_tf.reference import is_available, reference_config
 
 
 def test_demo_runs_end_to_end_and_says_what_ran(tmp_path):
@@ -22,6 +25,14 @@ def test_demo_runs_end_to_end_and_says_what_ran(tmp_path):
     report = (out / "report.md").read_text()
     assert "not patient data" in report
     assert "4 generator steps" in report and "rough" in report
+    # A 16 px phantom is not what the reference model was trained on: the short run
+    # generates, and the report says why.
+    assert summary["generator"]["reference_used"] is False
+    why = summary["generator"]["why_not_reference"]
+    assert f"reference model not used: {why}" in report
+    if is_available():
+        assert why.startswith("it was trained on another dataset (image_size 64, here 16)")
+    assert not (out / "evaluation_short_run").exists()
     assert "mrigan-tf train --model cwgan-gp" in report      # the command for a full run
     assert "mrigan-tf tstr" in report
     # The quality figures sit next to the real-vs-real floor, and name the extractor.
@@ -35,3 +46,32 @@ def test_demo_runs_end_to_end_and_says_what_ran(tmp_path):
     assert main(["demo", "--out", str(out), "--subjects", "6", "--size", "16", "--steps", "2",
                  "--n-synthetic", "10", "--no-jit", "--quiet"]) == 0
     assert len(load_dataset(out / "synthetic")) == 10
+
+
+SMALL_EVALUATION = {"max_images": 48, "classifier_steps": 40, "kid_subsets": 4,
+                    "diversity_pairs": 16, "lpips_pairs": 8}
+
+
+@pytest.mark.skipif(not is_available(), reason="the shipped reference model is not installed")
+def test_demo_generates_with_the_reference_model_on_its_phantom(tmp_path):
+    from mrigan_tf.demo import run_demo
+
+    out = run_demo(tmp_path / "demo", max_steps=2, n_synthetic=48, jit_compile=False,
+                   progress=False, evaluation_options=SMALL_EVALUATION)
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert summary["generator"]["reference_used"] is True
+    assert summary["generator_steps"] == 2                     # the short run still ran
+    steps = reference_config()["reference"]["generator_steps"]
+    assert summary["generator"]["reference_steps"] == steps > 1000
+    synthetic = load_dataset(out / "synthetic")
+    assert synthetic.meta["run"].endswith("phantom64")          # made by the reference
+    # Both evaluated, side by side: the reference scores a lower FID than two steps of
+    # training (a property of the shipped weights that the demo relies on).
+    quality, short = summary["quality"], summary["quality_short_run"]
+    assert quality["fid_synthetic_matched_n"] < short["fid_synthetic_matched_n"]
+    for name in ("evaluation/report.json", "evaluation_short_run/report.json",
+                 "real_vs_short_run.png", "real_vs_synthetic.png"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "reference model" in report and f"{steps} generator" in report
+    assert "short run" in report

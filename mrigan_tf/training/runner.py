@@ -49,6 +49,8 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 BACKUP_DIR = "backup"
 HISTORY_FILE = "history.csv"
+#: A generator published without its critic (``load_run_model``).
+GENERATOR_WEIGHTS_FILE = "generator.weights.h5"
 
 
 def model_families() -> dict[str, tuple[Any, type]]:
@@ -283,7 +285,13 @@ def read_run_config(run_dir: Path, train_command: str = "mrigan-tf train --out D
 
 def load_run_model(run_dir: Path, rebuild: Callable[[], keras.Model]):
     """``(model, path)``: ``model.keras`` when training finished, else the last backup's
-    weights (of the last finished epoch) loaded into ``rebuild()``'s fresh model."""
+    weights (of the last finished epoch) loaded into ``rebuild()``'s fresh model.
+
+    A directory that ships only ``generator.weights.h5`` (a published generator, such as
+    the package's reference model: a few MB instead of the whole GAN with its critic and
+    optimizer state) gives ``rebuild()``'s GAN with those generator weights and an
+    untrained critic: enough to generate, not to resume training.
+    """
     model_path = run_dir / MODEL_FILE
     if model_path.is_file():
         try:
@@ -291,12 +299,21 @@ def load_run_model(run_dir: Path, rebuild: Callable[[], keras.Model]):
         except Exception as exc:  # a truncated or foreign file: say which
             raise DataError(model_path, f"cannot load the model ({type(exc).__name__}: {exc})") from None
     backup = run_dir / BACKUP_DIR / "latest.weights.h5"
-    if not backup.is_file():
-        raise DataError(run_dir, "holds neither model.keras nor a backup: was training "
-                        "started here?")
-    model = rebuild()
-    model.load_weights(backup)
-    return model, backup
+    generator_only = run_dir / GENERATOR_WEIGHTS_FILE
+    if backup.is_file():
+        model = rebuild()
+        model.load_weights(backup)
+        return model, backup
+    if generator_only.is_file():
+        model = rebuild()
+        try:
+            model.generator.load_weights(generator_only)
+        except Exception as exc:  # truncated, or written by another architecture
+            raise DataError(generator_only, f"cannot load the generator weights "
+                            f"({type(exc).__name__}: {exc})") from None
+        return model, generator_only
+    raise DataError(run_dir, "holds neither model.keras nor a backup nor generator weights: "
+                    "was training started here?")
 
 
 def load_run(run_dir: str | os.PathLike):
