@@ -7,6 +7,9 @@ generator step (batch / step time); ``critic_images_per_s`` counts the real imag
 critic consumes (batch * n_critic per step), as WGAN papers report, comparable with
 ``benchmarks/cwgan_step.py`` (the TensorFlow step).
 
+It needs no TensorFlow (the GPU machines lent to the project have JAX and Keras only):
+nothing it imports pulls TensorFlow in, and ``tensorflow_imported`` in the output says so.
+
 Without JAX installed it prints ``{"benchmark": "jax_step", "skipped": "..."}`` and exits 0,
 so ``make bench`` still runs. The Keras backend must be chosen before Keras is imported, so
 this script sets ``KERAS_BACKEND=jax`` itself.
@@ -101,6 +104,7 @@ def main(quick: bool = False, width: int = 64) -> dict:
             results["train_step"][key] = time_jax_step(size, batch, width, warmup, timed)
         except Exception as exc:  # e.g. out of device memory at 128 px / batch 256: report it
             results["train_step"][key] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    results["tensorflow_imported"] = "tensorflow" in sys.modules
     return results
 
 

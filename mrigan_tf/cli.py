@@ -70,28 +70,45 @@ def _train_unet(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.model == "unet":
-        return _train_unet(args)
-    from mrigan_tf.training.runner import TrainConfig, train_gan
+    import keras
 
+    on_jax = keras.backend.backend() == "jax"
+    if args.model == "unet":
+        if on_jax:
+            # Keras' own fit() trains the U-Net on JAX too, but its input pipeline is tf.data.
+            try:
+                import tensorflow  # noqa: F401
+            except ImportError:
+                raise MriganError("--model unet: its input pipeline is tf.data, which needs "
+                                  "TensorFlow; install tensorflow or unset KERAS_BACKEND") from None
+        return _train_unet(args)
     options = dict(args.set or [])
     for name in ("latent_dim", "width", "n_critic", "augment", "gp_weight", "label_smoothing",
                  "feature_matching", "clip_value"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
-    config = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, steps=args.steps,
-                         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-                         seed=args.seed, jit_compile=args.jit,
-                         d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
-                         joint=True if args.joint else None, model_options=options,
-                         strategy=args.strategy, precision=args.precision,
-                         steps_per_execution=args.steps_per_execution)
-    _, history = train_gan(config, args.out, resume=args.resume,
-                           verbose=0 if args.quiet else "auto")
-    last = {k: round(float(v[-1]), 4) for k, v in history.items()} if history else {}
-    print(f"trained {args.model}; run written to {args.out} (model.keras, samples/, "
-          f"history.csv, loss_curves.png); last epoch: {last}")
+    settings = dict(model=args.model, data=args.data, epochs=args.epochs, steps=args.steps,
+                    steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+                    seed=args.seed, jit_compile=args.jit,
+                    d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
+                    joint=True if args.joint else None, model_options=options,
+                    strategy=args.strategy, precision=args.precision,
+                    steps_per_execution=args.steps_per_execution)
+    if on_jax:
+        # The jit-compiled JAX step; nothing on this path imports TensorFlow.
+        from mrigan_tf.training.jax_runner import JaxTrainConfig, train_cwgan_gp_jax
+
+        _, history = train_cwgan_gp_jax(JaxTrainConfig(**settings), args.out, resume=args.resume,
+                                        progress=not args.quiet)
+    else:
+        from mrigan_tf.training.runner import TrainConfig, train_gan
+
+        _, history = train_gan(TrainConfig(**settings), args.out, resume=args.resume,
+                               verbose=0 if args.quiet else "auto")
+    last = {k: round(float(v[-1]), 4) for k, v in history.items() if v}
+    print(f"trained {args.model}{' on JAX' if on_jax else ''}; run written to {args.out} "
+          f"(model.keras, samples/, history.csv, loss_curves.png); last epoch: {last}")
     return 0
 
 
@@ -195,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "The run directory gets config.json, a backup after every epoch, sample "
                     "grids, history.csv, loss curves and, at the end, model.keras. After an "
                     "interruption, the same command with --resume continues from the last "
-                    "finished epoch.")
+                    "finished epoch. With KERAS_BACKEND=jax (no TensorFlow needed) the cwgan-gp "
+                    "trains with the jit-compiled JAX step into the same run directory; "
+                    "--strategy, --mixed-precision, --steps-per-execution and the other GANs "
+                    "are TensorFlow-only.")
     p.add_argument("--model", required=True,
                    help="gan, dcgan, wgan, cwgan-gp, or unet (the segmentation network)")
     p.add_argument("--data", required=True, help="dataset directory (dataset.npz + meta.json)")

@@ -59,11 +59,15 @@ BATCH = 6
 STEPS = 2
 
 
-def run_in_backend(backend: str, code: str, cwd: Path) -> dict:
-    """Run ``code`` under ``KERAS_BACKEND=backend``; return the JSON of its last stdout line."""
+def run_in_backend(backend: str, code: str, cwd: Path, env: dict[str, str] | None = None) -> dict:
+    """Run ``code`` under ``KERAS_BACKEND=backend``; return the JSON of its last stdout line.
+
+    ``env``: more environment variables for the subprocess.
+    """
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
            "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           **(env or {})}
     try:
         proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -351,3 +355,76 @@ def test_jax_trainer_refuses_the_tensorflow_backend():
     sys.modules.pop("mrigan_tf.training.jax_cwgan_gp", None)
     with pytest.raises(MriganError, match="KERAS_BACKEND=jax"):
         importlib.import_module("mrigan_tf.training.jax_cwgan_gp")
+
+
+# ## (c) The JAX path needs no TensorFlow at all
+
+# The GPU machine (and a Colab session under KERAS_BACKEND=jax) may have JAX and Keras but no
+# TensorFlow. Prepended to a subprocess's code, this import hook makes TensorFlow look
+# uninstalled: every `import tensorflow...` fails, as it does there.
+WITHOUT_TENSORFLOW = """
+import sys
+
+class HideTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            # (No braces here: the code snippets this joins are str.format templates.)
+            raise ModuleNotFoundError("No module named %r (hidden by the test)" % name, name=name)
+        return None
+
+sys.meta_path.insert(0, HideTensorFlow())
+"""
+
+NO_TENSORFLOW_PATH = WITHOUT_TENSORFLOW + """
+import json, keras, numpy as np
+import mrigan_tf.cli, mrigan_tf.models, mrigan_tf.training.jax_runner   # all of it imports
+from mrigan_tf.data.contract import load_dataset
+from mrigan_tf.models import make_cwgan_gp
+from mrigan_tf.synth import build_synthetic_dataset
+from mrigan_tf.training.diffaugment import DiffAugment
+from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
+
+train = load_dataset({data!r}).select("train")
+real, labels = train.joint()[:BATCH_SIZE], train.labels[:BATCH_SIZE]
+model = make_cwgan_gp((16, 16, 2), latent_dim=8, width=4, n_critic=2,
+                      augment="translation,cutout,brightness,contrast", seed=0)
+trainer = JaxCWGANGPTrainer(model, seed=0)
+history = trainer.fit([(real, labels)], steps=2, progress=False)
+trainer.sync_to_model()
+synthetic = build_synthetic_dataset(model, train.class_names, n=6, progress=False)
+augmented = keras.ops.convert_to_numpy(DiffAugment("translation,cutout", seed=0)(real))
+
+# The TensorFlow lesson's train_step says what to use instead.
+try:
+    model.compile(jit_compile=False)
+    model.train_step((real, labels))
+    tf_step_error = None
+except ModuleNotFoundError as exc:
+    tf_step_error = str(exc)
+
+print(json.dumps({{
+    "backend": keras.backend.backend(),
+    "history": history, "steps_done": trainer.steps_done,
+    "images": list(synthetic.images.shape), "masks": list(synthetic.masks.shape),
+    "labels": synthetic.labels.tolist(), "samples_finite": bool(np.isfinite(synthetic.images).all()),
+    "augmented": list(augmented.shape),
+    "tf_step_error": tf_step_error,
+    "tensorflow_imported": "tensorflow" in sys.modules,
+}}))
+""".replace("BATCH_SIZE", "8")
+
+
+@needs_jax
+def test_the_jax_path_runs_without_tensorflow(squares_dir, tmp_path):
+    """Build, train 2 steps and generate with TensorFlow hidden: nothing on the path needs it."""
+    result = run_in_backend("jax", NO_TENSORFLOW_PATH.format(data=str(squares_dir)), tmp_path)
+    assert result["backend"] == "jax"
+    assert result["tensorflow_imported"] is False
+    assert set(result["history"]) == {"d_loss", "g_loss", "gp", "wasserstein"}
+    assert all(len(v) == 2 and np.all(np.isfinite(v)) for v in result["history"].values())
+    assert result["steps_done"] == 2
+    assert result["images"] == [6, 16, 16, 1] and result["masks"] == [6, 16, 16, 1]
+    assert sorted(result["labels"]) == [0, 0, 0, 1, 1, 1] and result["samples_finite"]
+    assert result["augmented"] == [8, 16, 16, 2]
+    assert "needs TensorFlow" in result["tf_step_error"]
+    assert "KERAS_BACKEND=jax" in result["tf_step_error"]

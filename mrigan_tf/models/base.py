@@ -27,15 +27,46 @@ else lives here, once:
 * ``call(latent)`` runs the generator, so ``model(z)`` and ``model.predict(z)`` work.
 
 Subclasses set ``METRIC_NAMES`` and write ``train_step`` with ``tf.GradientTape``.
+
+TensorFlow is imported the first time a TensorFlow step (or helper) uses ``tf``, not when
+this module is: the players and ``sample`` are plain Keras, so the Keras-JAX path
+(``KERAS_BACKEND=jax``, ``mrigan_tf.training.jax_cwgan_gp``) builds and samples these models
+on a machine without TensorFlow.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+
+
+class _TensorFlowOnFirstUse:
+    """``tf``: the ``tensorflow`` module, imported when one of its attributes is first read.
+
+    The train steps below read like ordinary TensorFlow (``tf.GradientTape``, ``tf.shape``),
+    and the models still import on a JAX-only machine, where a TensorFlow step says what to
+    use instead rather than failing with a bare ``No module named 'tensorflow'``.
+    """
+
+    def __getattr__(self, name: str):
+        try:
+            module = importlib.import_module("tensorflow")
+        except ImportError as exc:
+            raise ModuleNotFoundError(
+                f"tf.{name} needs TensorFlow, which is not installed: the models' train_step is "
+                "the TensorFlow lesson. Install tensorflow, or train the cwgan-gp on JAX "
+                "(KERAS_BACKEND=jax: mrigan_tf.training.jax_cwgan_gp.JaxCWGANGPTrainer, "
+                "or `mrigan-tf train --model cwgan-gp`)", name="tensorflow") from exc
+        return getattr(module, name)
+
+    def __repr__(self) -> str:
+        return "<tensorflow, imported on first use>"
+
+
+tf = _TensorFlowOnFirstUse()
 
 
 #: Batch norm with global-batch statistics under ``tf.distribute`` (what makes two replicas
@@ -239,6 +270,10 @@ class BaseGAN(keras.Model):
     @staticmethod
     def default_jit_compile() -> bool:
         """What ``compile(jit_compile=None)`` chooses: XLA when a GPU is visible."""
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return jax.default_backend() != "cpu"
         return bool(tf.config.list_physical_devices("GPU"))
 
     def get_compile_config(self) -> dict[str, Any] | None:

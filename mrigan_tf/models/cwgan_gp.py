@@ -42,12 +42,13 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers, ops
 
+# ``tf`` is TensorFlow, imported when a train step first runs (see models/base.py): the
+# players build, and the JAX step trains them, on a machine without TensorFlow.
 from mrigan_tf.models.base import (SYNCHRONIZED_BATCH_NORM, BaseGAN, check_image_shape,
                                    dense_gradients, gather_replicas, latent_noise, num_replicas,
-                                   replica_rows)
+                                   replica_rows, tf)
 from mrigan_tf.training.diffaugment import DiffAugment
 from mrigan_tf.training.mixed_precision import current_loss_scale
 

@@ -42,10 +42,10 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers, ops
 
-from mrigan_tf.models.base import BaseGAN, real_images
+# ``tf`` is TensorFlow, imported when a train step first runs (see models/base.py).
+from mrigan_tf.models.base import BaseGAN, real_images, tf
 
 FEATURE_LAYER = "features"
 

@@ -35,10 +35,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-from mrigan_tf.models.base import BaseGAN, real_images
+# ``tf`` is TensorFlow, imported when a train step first runs (see models/base.py).
+from mrigan_tf.models.base import BaseGAN, real_images, tf
 from mrigan_tf.models.dcgan import build_dcgan_discriminator, build_dcgan_generator
 
 # ## The losses

@@ -40,6 +40,13 @@ Keras variables, so ``save_weights`` writes ``.weights.h5`` files that load into
 TensorFlow model, and the reverse (``tests/test_jax_backend.py`` checks both, and that one
 step from the same weights, batch and noise gives the same losses on both backends).
 
+The randomness of generator step ``i`` (its latent vectors, interpolation weights and the
+DiffAugment seed) comes from ``fold_in(key(seed), i)``, with ``i`` the generator optimizer's
+iteration count, which the saved weights hold (Keras does not save seed-generator states).
+So a step is a function of what a checkpoint holds: a run resumed from the weights and
+optimizer slots of step ``i`` draws what the uninterrupted run drew
+(``mrigan_tf.training.jax_runner`` relies on it).
+
 Float32 only: the float16 loss scaling of ``mrigan_tf.training.mixed_precision`` is written
 for the TensorFlow step.
 
@@ -85,8 +92,10 @@ def _values(variables) -> list[jax.Array]:
 
 
 def _assign(variables, values) -> None:
+    # Copies again: the next step donates (frees) the state's buffers, and a Keras variable
+    # still holding one would then fail on its next use ("Array has been deleted").
     for variable, value in zip(variables, values, strict=True):
-        variable.assign(value)
+        variable.assign(jnp.array(value, copy=True))
 
 
 class JaxCWGANGPTrainer:
@@ -121,6 +130,9 @@ class JaxCWGANGPTrainer:
         self.d_optimizer.build(model.critic.trainable_variables)
         self.g_optimizer.build(model.generator.trainable_variables)
         seed = (model.seed if model.seed is not None else 0) if seed is None else seed
+        # Where the generator's step counter sits in the optimizer state: it numbers the noise.
+        self._g_iterations_index = next(i for i, v in enumerate(self.g_optimizer.variables)
+                                        if v is self.g_optimizer.iterations)
         self.state = self._read_state(jax.random.key(int(seed)))
         # Donating the state lets XLA update the weights in place instead of keeping two
         # copies of every weight and optimizer slot alive during the step.
@@ -154,8 +166,14 @@ class JaxCWGANGPTrainer:
         _assign(m.augmenter.non_trainable_variables, s["augment"])
         return m
 
+    @property
+    def steps_done(self) -> int:
+        """Generator steps taken so far (the generator optimizer's iteration count)."""
+        return int(self.state["g_optimizer"][self._g_iterations_index])
+
     def reload_from_model(self) -> None:
-        """Take the weights from the model's variables again (after ``load_weights`` on it)."""
+        """Take the weights (and the optimizers' slots) from the model's and the optimizers'
+        Keras variables again, e.g. after ``model.load_weights`` of a checkpoint."""
         self.state = self._read_state(self.state["key"])
 
     # ## The pieces of one step, as pure functions of the state
@@ -248,11 +266,18 @@ class JaxCWGANGPTrainer:
         return state, {"d_loss": d_loss, "g_loss": g_loss, "gp": gp, "wasserstein": wasserstein}
 
     def _train_step_random(self, state, real, labels):
-        key, latent_key, alpha_key = jax.random.split(state["key"], 3)
+        # The step's own key, from the seed's key and the step number: not a key carried from
+        # step to step, so the weights and optimizer slots alone say what step i draws.
+        step = state["g_optimizer"][self._g_iterations_index]
+        latent_key, alpha_key, augment_key = jax.random.split(
+            jax.random.fold_in(state["key"], step), 3)
         batch, n_critic = real.shape[0], self.model.n_critic
         latents = jax.random.normal(latent_key, (n_critic + 1, batch, self.model.latent_dim))
         alphas = jax.random.uniform(alpha_key, (n_critic, batch, 1, 1, 1), minval=0.0, maxval=1.0)
-        return self._train_step({**state, "key": key}, real, labels, latents, alphas)
+        # DiffAugment's seed-generator state (unsigned ints), reseeded for this step.
+        augment = [jax.random.bits(key, value.shape, value.dtype) for key, value in
+                   zip(jax.random.split(augment_key, len(state["augment"])), state["augment"])]
+        return self._train_step({**state, "augment": augment}, real, labels, latents, alphas)
 
     # ## Training
 

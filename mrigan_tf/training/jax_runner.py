@@ -1,0 +1,360 @@
+"""
+Title: Training the conditional WGAN-GP on JAX, into the same run directory
+Description: ``mrigan-tf train --model cwgan-gp`` under ``KERAS_BACKEND=jax``, no TensorFlow needed.
+
+## Why a second runner
+
+``mrigan_tf.training.runner`` trains with ``fit()``, ``tf.data`` and ``tf.GradientTape``:
+TensorFlow all the way. A GPU machine (or a Colab session) with JAX and Keras but no
+TensorFlow can still train the project's central model with the jit-compiled JAX step
+(``mrigan_tf.training.jax_cwgan_gp.JaxCWGANGPTrainer``). This module runs that step around a
+loop of epochs and writes the run directory the rest of the project reads:
+
+    config.json        the TrainConfig fields under "train", plus "backend": "jax"
+    backup/latest.weights.h5   the GAN's weights with both optimizers' slots and counters,
+                       rewritten atomically after every epoch
+    samples/           a fixed-noise sample grid per epoch (PNG)
+    history.csv        the epoch means of d_loss, g_loss, gp, wasserstein
+    loss_curves.png    the same, drawn
+    model.keras        the trained, compiled model (written when training completes)
+    training_summary.json
+
+A ``.keras`` file does not depend on the backend that wrote it, so ``mrigan-tf generate --run
+DIR`` and ``runner.load_run`` read a JAX run on TensorFlow as they read their own.
+
+## Resuming
+
+The backup is the whole state of the run: the weights, both optimizers' slots and iteration
+counts, and the augmentation seed. Everything else follows from it:
+
+* the epoch to continue from is ``generator steps / steps_per_epoch``;
+* the batches of epoch ``e`` are a permutation of the training split drawn from
+  ``(seed, e)``, not from a stream that ran since the start;
+* the trainer draws step ``i``'s noise from ``fold_in(key(seed), i)``.
+
+So ``--resume`` after an interruption ends exactly where an uninterrupted run ends (to
+round-off), and the backup is a single file renamed into place: a kill at any moment leaves
+the previous epoch's backup or the new one, never half of each. History rows of epochs the
+backup does not hold (written just before a kill) are dropped on resume and trained again.
+
+## What runs only on TensorFlow
+
+tf.distribute strategies, mixed precision, ``--steps-per-execution`` and the other GAN
+families are features of the TensorFlow path; asked for here, they stop the command with a
+one-line error naming the option. The JAX step is always compiled (``jax.jit``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from mrigan_tf import __version__
+from mrigan_tf.atomic import atomic_file
+from mrigan_tf.data.contract import PreparedDataset, image_channels, load_dataset
+from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.progress import progress_bar
+
+# The file names of ``mrigan_tf.training.runner`` (which imports TensorFlow, so they are
+# repeated here; tests/test_jax_run.py checks that they agree).
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+BACKUP_DIR = "backup"
+HISTORY_FILE = "history.csv"
+BACKUP_WEIGHTS = "latest.weights.h5"   # the name Keras' BackupAndRestore uses
+SUMMARY_FILE = "training_summary.json"
+BACKEND = "jax"
+MODEL = "cwgan-gp"
+
+
+# ## The configuration: runner.TrainConfig's fields, checked for what the JAX step supports
+
+@dataclasses.dataclass
+class JaxTrainConfig:
+    """The fields of ``runner.TrainConfig``, so that ``config.json`` reads the same.
+
+    ``runner.load_run`` rebuilds a run with ``TrainConfig(**saved["train"])``, so the
+    ``"train"`` block must hold exactly these fields (tests/test_jax_run.py compares them).
+    Defined here because ``runner`` imports TensorFlow at the top.
+    """
+
+    model: str
+    data: str
+    epochs: int | None = None
+    steps: int | None = None
+    steps_per_epoch: int | None = None     # default: one pass over the training split
+    batch_size: int = 64
+    seed: int = 0
+    jit_compile: bool | None = None        # the JAX step is always jit-compiled
+    d_learning_rate: float | None = None   # None: the paper default, Adam(1e-4)
+    g_learning_rate: float | None = None
+    joint: bool | None = None              # the cwgan-gp always trains on image+mask
+    samples: int = 16
+    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    strategy: str = "default"
+    precision: str = "float32"
+    steps_per_execution: int = 1
+
+    # What may differ between a run and its resumption (as in runner.TrainConfig).
+    RESUMABLE_CHANGES = ("epochs", "steps", "strategy", "steps_per_execution")
+
+    def __post_init__(self) -> None:
+        if (self.epochs is None) == (self.steps is None):
+            raise MriganError("give exactly one of --epochs N or --steps N")
+        for name in ("epochs", "steps", "steps_per_epoch", "batch_size", "steps_per_execution",
+                     "samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise MriganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        check_supported(self)
+
+
+def check_supported(config: JaxTrainConfig) -> None:
+    """A one-line ``MriganError`` naming the first option the JAX path cannot honour."""
+    on_tensorflow = "train with the TensorFlow backend (unset KERAS_BACKEND) for it"
+    if config.model != MODEL:
+        raise MriganError(f"--model {config.model}: under KERAS_BACKEND=jax only cwgan-gp trains "
+                          f"(and unet, with Keras' fit); {on_tensorflow}")
+    if config.strategy != "default":
+        raise MriganError(f"--strategy {config.strategy}: tf.distribute is TensorFlow's; the "
+                          f"JAX runner trains on one device; {on_tensorflow}")
+    if config.precision != "float32":
+        raise MriganError(f"--mixed-precision ({config.precision}): the JAX step trains in "
+                          f"float32; {on_tensorflow}")
+    if config.steps_per_execution != 1:
+        raise MriganError(f"--steps-per-execution {config.steps_per_execution}: the JAX runner "
+                          f"runs one compiled step per call; {on_tensorflow}")
+    if config.jit_compile is False:
+        raise MriganError("--no-jit: the JAX step is always compiled with jax.jit; leave "
+                          "--no-jit out under KERAS_BACKEND=jax")
+    if config.joint is False:
+        raise MriganError("joint=False: the cwgan-gp trains on image+mask pairs")
+
+
+# ## The run directory
+
+def check_run_dir(run_dir: Path, config: JaxTrainConfig, resume: bool) -> None:
+    """Refuse to start over an existing run, or to resume a missing, different or
+    TensorFlow-trained one (the same rules as ``runner.check_run_dir``)."""
+    if not resume:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise DataError(run_dir, "run directory already exists; pass --resume to continue "
+                            "it or choose another --out")
+        return
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise DataError(run_dir, "nothing to resume: no config.json here (start the run "
+                        "without --resume)")
+    try:
+        saved_run = json.loads(config_path.read_text())
+        saved = saved_run["train"]
+    except (ValueError, KeyError, TypeError):
+        raise DataError(config_path, "not a run's config.json (unreadable); start a new run "
+                        "with another --out") from None
+    backend = saved_run.get("backend", "tensorflow")
+    if backend != BACKEND:
+        raise MriganError(f"{config_path}: this run was trained on {backend}; resume it with "
+                          f"KERAS_BACKEND={backend}")
+    current = dataclasses.asdict(config)
+    defaults = {f.name: f.default for f in dataclasses.fields(config)
+                if f.default is not dataclasses.MISSING}
+    differs = [k for k in current if k not in config.RESUMABLE_CHANGES
+               and saved.get(k, defaults.get(k)) != current[k]]
+    if differs:
+        changes = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in differs)
+        raise MriganError(f"{config_path}: cannot resume with different settings ({changes})")
+
+
+def _write_config(run_dir: Path, config: JaxTrainConfig, image_shape, dataset: PreparedDataset,
+                  steps_per_epoch: int, epochs: int) -> None:
+    import jax
+
+    device = jax.devices()[0]
+    with atomic_file(run_dir / CONFIG_FILE) as tmp:
+        tmp.write_text(json.dumps({
+            "train": dataclasses.asdict(config),
+            "backend": BACKEND,
+            "image_shape": list(image_shape),
+            "class_names": dataset.class_names,
+            "steps_per_epoch": steps_per_epoch,
+            "epochs": epochs,
+            "data_source": dataset.meta.get("source"),
+            "data_modality": dataset.meta.get("modality"),
+            "data_channels": dataset.meta.get("channels"),
+            "package_version": __version__,
+            "keras_version": keras.__version__,
+            "jax_version": jax.__version__,
+            "distribution": {"strategy": "default", "replicas": 1,
+                             "device": f"{device.platform}: {device.device_kind}"},
+        }, indent=2) + "\n")
+
+
+def _save_backup(model: keras.Model, run_dir: Path) -> Path:
+    """``model.save_weights`` to ``backup/latest.weights.h5``, renamed into place when
+    complete (Keras wants the ``.weights.h5`` suffix, so ``atomic_file``'s name will not do)."""
+    target = run_dir / BACKUP_DIR / BACKUP_WEIGHTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", suffix=".weights.h5", dir=target.parent)
+    os.close(fd)
+    try:
+        model.save_weights(tmp_name)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _read_history(path: Path, epochs_kept: int) -> list[dict[str, str]]:
+    """The rows of ``history.csv`` for the first ``epochs_kept`` epochs (those the backup holds)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [row for row in csv.DictReader(f) if int(row["epoch"]) < epochs_kept]
+
+
+def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    # The columns of Keras' CSVLogger: epoch, then the logged names in sorted order.
+    names = ["epoch"] + sorted(k for k in rows[0] if k != "epoch")
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ## The data: NumPy batches, a fresh permutation per epoch
+
+def epoch_batches(n: int, batch_size: int, steps: int, seed: int, epoch: int) -> np.ndarray:
+    """Row indices of epoch ``epoch``'s batches, shape (steps, batch_size).
+
+    A permutation of the ``n`` training slices drawn from ``(seed, epoch)`` (more permutations
+    are appended when an epoch is longer than one pass), so a resumed run sees the batches the
+    uninterrupted run saw. Every batch is full: one compiled step shape.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    passes = math.ceil(steps * batch_size / n)
+    order = np.concatenate([rng.permutation(n) for _ in range(passes)])
+    return order[:steps * batch_size].reshape(steps, batch_size)
+
+
+# ## Training
+
+def build_trainer(config: JaxTrainConfig, image_shape: tuple[int, int, int], num_classes: int):
+    """A fresh ``ConditionalWGANGP`` (compiled with its two optimizers, so that checkpoints and
+    ``model.keras`` carry them) and the ``JaxCWGANGPTrainer`` that trains it."""
+    from mrigan_tf.models.cwgan_gp import ConditionalWGANGP, make_cwgan_gp
+    from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
+
+    options = {"seed": config.seed, "num_classes": num_classes, **config.model_options}
+    try:
+        model = make_cwgan_gp(image_shape, **options)
+    except TypeError as exc:
+        raise MriganError(f"bad option for model {config.model!r}: {exc}") from None
+    d_optimizer, g_optimizer = ConditionalWGANGP.default_optimizers()
+    if config.d_learning_rate is not None:
+        d_optimizer.learning_rate = config.d_learning_rate
+    if config.g_learning_rate is not None:
+        g_optimizer.learning_rate = config.g_learning_rate
+    model.compile(d_optimizer, g_optimizer, jit_compile=config.jit_compile)
+    return JaxCWGANGPTrainer(model, model.d_optimizer, model.g_optimizer, seed=config.seed)
+
+
+def train_cwgan_gp_jax(config: JaxTrainConfig, run_dir: str | os.PathLike, resume: bool = False,
+                       progress: bool = True):
+    """Train the cwgan-gp of ``config`` with the JAX step; returns ``(model, history)``.
+
+    ``history`` holds this call's epoch means (name -> list), like ``fit()``'s. ``resume``
+    continues the run in ``run_dir`` from its last finished epoch; without it, ``run_dir``
+    must not exist yet (or be empty). Needs ``KERAS_BACKEND=jax``.
+    """
+    from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
+
+    if keras.backend.backend() != BACKEND:
+        raise MriganError(f"the JAX runner needs KERAS_BACKEND=jax; Keras runs on "
+                          f"{keras.backend.backend()!r}")
+    check_supported(config)
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, config, resume)
+
+    dataset = load_dataset(config.data)
+    train_split = dataset.select("train")
+    if len(train_split) < config.batch_size:
+        raise DataError(config.data, f"the train split holds {len(train_split)} slices, fewer "
+                        f"than the batch size {config.batch_size}; lower --batch-size")
+    steps_per_epoch = config.steps_per_epoch or len(train_split) // config.batch_size
+    epochs = config.epochs or math.ceil(config.steps / steps_per_epoch)
+    # The joint tensor: the image channels (one per modality) and 2*mask-1.
+    images = train_split.joint().astype(np.float32)
+    labels = train_split.labels.astype(np.int32)
+    image_shape = (dataset.image_size, dataset.image_size, image_channels(dataset.meta) + 1)
+
+    keras.utils.set_random_seed(config.seed)   # the initial weights
+    trainer = build_trainer(config, image_shape, dataset.num_classes)
+    model = trainer.model
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_config(run_dir, config, image_shape, dataset, steps_per_epoch, epochs)
+
+    backup = run_dir / BACKUP_DIR / BACKUP_WEIGHTS
+    if resume and backup.is_file():
+        try:
+            model.load_weights(backup)
+        except ValueError as exc:
+            raise DataError(backup, f"the backup does not fit this model ({exc})") from None
+        trainer.reload_from_model()
+    done_epochs, partial = divmod(trainer.steps_done, steps_per_epoch)
+    if partial:
+        raise DataError(backup, f"holds {trainer.steps_done} steps, not a whole number of "
+                        f"epochs of {steps_per_epoch} steps; was the dataset changed?")
+    history_rows = _read_history(run_dir / HISTORY_FILE, done_epochs)
+
+    grid = SampleGridCallback(run_dir / "samples", n=config.samples, seed=config.seed)
+    grid.set_model(model)
+    grid.set_params({"epochs": epochs})
+    curves = LossHistoryPlot(run_dir / "loss_curves.png", history={
+        name: [float(row[name]) for row in history_rows] for name in trainer.METRIC_NAMES})
+
+    history: dict[str, list[float]] = {name: [] for name in trainer.METRIC_NAMES}
+    t0 = time.perf_counter()
+    with progress_bar(total=(epochs - done_epochs) * steps_per_epoch, desc="cwgan-gp (jax)",
+                      unit="step", disable=not progress) as bar:
+        for epoch in range(done_epochs, epochs):
+            step_logs = []
+            for rows in epoch_batches(len(labels), config.batch_size, steps_per_epoch,
+                                      config.seed, epoch):
+                step_logs.append(trainer.train_step(images[rows], labels[rows]))
+                bar.update(1)
+            # One wait for the device per epoch, not one per step.
+            logs = {name: float(np.mean([np.asarray(s[name]) for s in step_logs]))
+                    for name in trainer.METRIC_NAMES}
+            bar.set_postfix({k: round(v, 3) for k, v in logs.items()}, refresh=False)
+            for name, value in logs.items():
+                history[name].append(value)
+            trainer.sync_to_model()
+            # The history row, grid and curves first, the backup last: a kill in between
+            # leaves a row the backup does not hold, which a resume drops and trains again.
+            history_rows.append({"epoch": epoch, **logs})
+            _write_history(run_dir / HISTORY_FILE, history_rows)
+            grid.on_epoch_end(epoch)
+            curves.on_epoch_end(epoch, logs)
+            _save_backup(model, run_dir)
+    elapsed = time.perf_counter() - t0
+
+    trainer.sync_to_model()
+    with atomic_file(run_dir / MODEL_FILE) as tmp:
+        model.save(tmp)
+    summary = {"seconds": round(elapsed, 1), "epochs": epochs, "backend": BACKEND,
+               "generator_steps": trainer.steps_done,
+               "critic_steps": int(keras.ops.convert_to_numpy(model.d_optimizer.iterations))}
+    with atomic_file(run_dir / SUMMARY_FILE) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    return model, history
