@@ -13,7 +13,6 @@ the test's temporary directory lets the second and third runs skip recompiling t
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 
 import numpy as np
@@ -91,20 +90,6 @@ def jax_runs(squares_dir, tmp_path_factory):
 def _history(run):
     with open(run / "history.csv") as f:
         return list(csv.DictReader(f))
-
-
-def test_the_jax_config_is_the_tensorflow_runners():
-    """config.json's "train" block must rebuild as runner.TrainConfig (load_run does that)."""
-    from mrigan_tf.training import jax_runner, runner
-
-    ours = {f.name: f.default for f in dataclasses.fields(jax_runner.JaxTrainConfig)}
-    theirs = {f.name: f.default for f in dataclasses.fields(runner.TrainConfig)}
-    assert list(ours) == list(theirs)
-    assert {k: v for k, v in ours.items() if k != "model_options"} == \
-        {k: v for k, v in theirs.items() if k != "model_options"}
-    assert jax_runner.JaxTrainConfig.RESUMABLE_CHANGES == runner.TrainConfig.RESUMABLE_CHANGES
-    for name in ("CONFIG_FILE", "MODEL_FILE", "BACKUP_DIR", "HISTORY_FILE"):
-        assert getattr(jax_runner, name) == getattr(runner, name)
 
 
 def test_epoch_batches_are_full_permutations_fixed_by_seed_and_epoch():

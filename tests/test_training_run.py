@@ -122,3 +122,19 @@ def test_cli_train_and_its_errors(squares_dir, tmp_path, capsys):
                  str(tmp_path / "z"), "--epochs", "1", "--batch-size", "8",
                  "--set", "nonsense=3"]) == 2
     assert "bad option" in capsys.readouterr().err
+
+
+def test_a_run_resumes_only_on_the_backend_that_trained_it(tiny_cwgan_run, tmp_path):
+    """A JAX run's backup holds the JAX runner's state (step counter, noise streams): the
+    TensorFlow runner must refuse to resume it rather than restart its epochs silently."""
+    from mrigan_tf.training.runner import check_run_dir
+
+    run = tmp_path / "jax_run"
+    run.mkdir()
+    saved = json.loads((tiny_cwgan_run / "config.json").read_text())
+    config = TrainConfig(**saved["train"])
+    (run / "config.json").write_text(json.dumps({**saved, "backend": "jax"}))
+    with pytest.raises(MriganError, match="trained on jax; resume it with KERAS_BACKEND=jax"):
+        check_run_dir(run, config, resume=True)
+    (run / "config.json").write_text(json.dumps(saved))   # no "backend": TensorFlow's
+    check_run_dir(run, config, resume=True)

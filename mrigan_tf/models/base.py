@@ -36,37 +36,12 @@ on a machine without TensorFlow.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import keras
 import numpy as np
 
-
-class _TensorFlowOnFirstUse:
-    """``tf``: the ``tensorflow`` module, imported when one of its attributes is first read.
-
-    The train steps below read like ordinary TensorFlow (``tf.GradientTape``, ``tf.shape``),
-    and the models still import on a JAX-only machine, where a TensorFlow step says what to
-    use instead rather than failing with a bare ``No module named 'tensorflow'``.
-    """
-
-    def __getattr__(self, name: str):
-        try:
-            module = importlib.import_module("tensorflow")
-        except ImportError as exc:
-            raise ModuleNotFoundError(
-                f"tf.{name} needs TensorFlow, which is not installed: the models' train_step is "
-                "the TensorFlow lesson. Install tensorflow, or train the cwgan-gp on JAX "
-                "(KERAS_BACKEND=jax: mrigan_tf.training.jax_cwgan_gp.JaxCWGANGPTrainer, "
-                "or `mrigan-tf train --model cwgan-gp`)", name="tensorflow") from exc
-        return getattr(module, name)
-
-    def __repr__(self) -> str:
-        return "<tensorflow, imported on first use>"
-
-
-tf = _TensorFlowOnFirstUse()
+from mrigan_tf.lazy_tensorflow import tf
 
 
 #: Batch norm with global-batch statistics under ``tf.distribute`` (what makes two replicas

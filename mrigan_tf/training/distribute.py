@@ -48,9 +48,8 @@ import json
 import os
 from typing import Any
 
-import tensorflow as tf
-
 from mrigan_tf.errors import MriganError
+from mrigan_tf.lazy_tensorflow import tf
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 

@@ -64,62 +64,16 @@ from mrigan_tf.atomic import atomic_file
 from mrigan_tf.data.contract import PreparedDataset, image_channels, load_dataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.progress import progress_bar
+from mrigan_tf.training.runner import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,
+                                       TrainConfig, check_run_dir)
 
-# The file names of ``mrigan_tf.training.runner`` (which imports TensorFlow, so they are
-# repeated here; tests/test_jax_run.py checks that they agree).
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.keras"
-BACKUP_DIR = "backup"
-HISTORY_FILE = "history.csv"
 BACKUP_WEIGHTS = "latest.weights.h5"   # the name Keras' BackupAndRestore uses
 SUMMARY_FILE = "training_summary.json"
 BACKEND = "jax"
 MODEL = "cwgan-gp"
 
 
-# ## The configuration: runner.TrainConfig's fields, checked for what the JAX step supports
-
-@dataclasses.dataclass
-class JaxTrainConfig:
-    """The fields of ``runner.TrainConfig``, so that ``config.json`` reads the same.
-
-    ``runner.load_run`` rebuilds a run with ``TrainConfig(**saved["train"])``, so the
-    ``"train"`` block must hold exactly these fields (tests/test_jax_run.py compares them).
-    Defined here because ``runner`` imports TensorFlow at the top.
-    """
-
-    model: str
-    data: str
-    epochs: int | None = None
-    steps: int | None = None
-    steps_per_epoch: int | None = None     # default: one pass over the training split
-    batch_size: int = 64
-    seed: int = 0
-    jit_compile: bool | None = None        # the JAX step is always jit-compiled
-    d_learning_rate: float | None = None   # None: the paper default, Adam(1e-4)
-    g_learning_rate: float | None = None
-    joint: bool | None = None              # the cwgan-gp always trains on image+mask
-    samples: int = 16
-    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    strategy: str = "default"
-    precision: str = "float32"
-    steps_per_execution: int = 1
-
-    # What may differ between a run and its resumption (as in runner.TrainConfig).
-    RESUMABLE_CHANGES = ("epochs", "steps", "strategy", "steps_per_execution")
-
-    def __post_init__(self) -> None:
-        if (self.epochs is None) == (self.steps is None):
-            raise MriganError("give exactly one of --epochs N or --steps N")
-        for name in ("epochs", "steps", "steps_per_epoch", "batch_size", "steps_per_execution",
-                     "samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise MriganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        check_supported(self)
-
-
-def check_supported(config: JaxTrainConfig) -> None:
+def check_supported(config: TrainConfig) -> None:
     """A one-line ``MriganError`` naming the first option the JAX path cannot honour."""
     on_tensorflow = "train with the TensorFlow backend (unset KERAS_BACKEND) for it"
     if config.model != MODEL:
@@ -143,39 +97,7 @@ def check_supported(config: JaxTrainConfig) -> None:
 
 # ## The run directory
 
-def check_run_dir(run_dir: Path, config: JaxTrainConfig, resume: bool) -> None:
-    """Refuse to start over an existing run, or to resume a missing, different or
-    TensorFlow-trained one (the same rules as ``runner.check_run_dir``)."""
-    if not resume:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise DataError(run_dir, "run directory already exists; pass --resume to continue "
-                            "it or choose another --out")
-        return
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise DataError(run_dir, "nothing to resume: no config.json here (start the run "
-                        "without --resume)")
-    try:
-        saved_run = json.loads(config_path.read_text())
-        saved = saved_run["train"]
-    except (ValueError, KeyError, TypeError):
-        raise DataError(config_path, "not a run's config.json (unreadable); start a new run "
-                        "with another --out") from None
-    backend = saved_run.get("backend", "tensorflow")
-    if backend != BACKEND:
-        raise MriganError(f"{config_path}: this run was trained on {backend}; resume it with "
-                          f"KERAS_BACKEND={backend}")
-    current = dataclasses.asdict(config)
-    defaults = {f.name: f.default for f in dataclasses.fields(config)
-                if f.default is not dataclasses.MISSING}
-    differs = [k for k in current if k not in config.RESUMABLE_CHANGES
-               and saved.get(k, defaults.get(k)) != current[k]]
-    if differs:
-        changes = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in differs)
-        raise MriganError(f"{config_path}: cannot resume with different settings ({changes})")
-
-
-def _write_config(run_dir: Path, config: JaxTrainConfig, image_shape, dataset: PreparedDataset,
+def _write_config(run_dir: Path, config: TrainConfig, image_shape, dataset: PreparedDataset,
                   steps_per_epoch: int, epochs: int) -> None:
     import jax
 
@@ -249,7 +171,7 @@ def epoch_batches(n: int, batch_size: int, steps: int, seed: int, epoch: int) ->
 
 # ## Training
 
-def build_trainer(config: JaxTrainConfig, image_shape: tuple[int, int, int], num_classes: int):
+def build_trainer(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int):
     """A fresh ``ConditionalWGANGP`` (compiled with its two optimizers, so that checkpoints and
     ``model.keras`` carry them) and the ``JaxCWGANGPTrainer`` that trains it."""
     from mrigan_tf.models.cwgan_gp import ConditionalWGANGP, make_cwgan_gp
@@ -269,7 +191,7 @@ def build_trainer(config: JaxTrainConfig, image_shape: tuple[int, int, int], num
     return JaxCWGANGPTrainer(model, model.d_optimizer, model.g_optimizer, seed=config.seed)
 
 
-def train_cwgan_gp_jax(config: JaxTrainConfig, run_dir: str | os.PathLike, resume: bool = False,
+def train_cwgan_gp_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                        progress: bool = True):
     """Train the cwgan-gp of ``config`` with the JAX step; returns ``(model, history)``.
 

@@ -37,13 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from mrigan_tf import __version__
 from mrigan_tf.atomic import atomic_file
 from mrigan_tf.data.contract import image_channels, load_dataset
-from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.lazy_tensorflow import tf
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -144,7 +143,14 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
 
 
 def _check_resume(run_dir: Path, config: Any) -> None:
-    saved = json.loads((run_dir / CONFIG_FILE).read_text())["train"]
+    saved_run = json.loads((run_dir / CONFIG_FILE).read_text())
+    saved = saved_run["train"]
+    # A backup holds one backend's training state (the JAX runner's step counter and noise
+    # streams are not Keras' BackupAndRestore's): resume on the backend that trained it.
+    trained_on = saved_run.get("backend", "tensorflow")
+    if trained_on != keras.backend.backend():
+        raise MriganError(f"{run_dir / CONFIG_FILE}: this run was trained on {trained_on}; "
+                          f"resume it with KERAS_BACKEND={trained_on}")
     current = dataclasses.asdict(config)
     # A setting missing from an older config.json had its default then.
     defaults = {f.name: f.default for f in dataclasses.fields(config)
@@ -183,6 +189,7 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     Under ``config.strategy == "multiworker"`` every worker calls this with the same
     arguments; only the chief writes the run directory.
     """
+    from mrigan_tf.data.pipeline import make_dataset
     from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
     from mrigan_tf.training.distribute import describe, is_chief, make_strategy
 
