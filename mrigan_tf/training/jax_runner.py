@@ -47,7 +47,6 @@ one-line error naming the option. The JAX step is always compiled (``jax.jit``).
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -59,13 +58,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from mrigan_tf import __version__
 from mrigan_tf.atomic import atomic_file
 from mrigan_tf.data.contract import PreparedDataset, image_channels, load_dataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.progress import progress_bar
-from mrigan_tf.training.runner import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,
-                                       TrainConfig, check_run_dir)
+from mrigan_tf.training.runner import (BACKUP_DIR, HISTORY_FILE, MODEL_FILE, TrainConfig,
+                                       check_run_dir, write_run_config)
 
 BACKUP_WEIGHTS = "latest.weights.h5"   # the name Keras' BackupAndRestore uses
 SUMMARY_FILE = "training_summary.json"
@@ -102,23 +100,10 @@ def _write_config(run_dir: Path, config: TrainConfig, image_shape, dataset: Prep
     import jax
 
     device = jax.devices()[0]
-    with atomic_file(run_dir / CONFIG_FILE) as tmp:
-        tmp.write_text(json.dumps({
-            "train": dataclasses.asdict(config),
-            "backend": BACKEND,
-            "image_shape": list(image_shape),
-            "class_names": dataset.class_names,
-            "steps_per_epoch": steps_per_epoch,
-            "epochs": epochs,
-            "data_source": dataset.meta.get("source"),
-            "data_modality": dataset.meta.get("modality"),
-            "data_channels": dataset.meta.get("channels"),
-            "package_version": __version__,
-            "keras_version": keras.__version__,
-            "jax_version": jax.__version__,
-            "distribution": {"strategy": "default", "replicas": 1,
-                             "device": f"{device.platform}: {device.device_kind}"},
-        }, indent=2) + "\n")
+    write_run_config(run_dir, config, image_shape, dataset, steps_per_epoch, epochs,
+                     distribution={"strategy": "default", "replicas": 1,
+                                   "device": f"{device.platform}: {device.device_kind}"},
+                     backend={"backend": BACKEND, "jax_version": jax.__version__})
 
 
 def _save_backup(model: keras.Model, run_dir: Path) -> Path:

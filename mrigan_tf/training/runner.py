@@ -226,8 +226,8 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
         backup_dir.mkdir(parents=True, exist_ok=True)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_config(run_dir, config, image_shape, dataset, steps_per_epoch, epochs,
-                      describe(strategy))
+        write_run_config(run_dir, config, image_shape, dataset, steps_per_epoch, epochs,
+                         describe(strategy), {"tensorflow_version": tf.__version__})
 
     data = make_dataset(dataset, "train", batch_size=config.batch_size, output=output,
                         seed=config.seed, repeat=True)
@@ -262,8 +262,14 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     return model, history.history
 
 
-def _write_config(run_dir: Path, config: TrainConfig, image_shape, dataset, steps_per_epoch: int,
-                  epochs: int, distribution: dict[str, Any]) -> None:
+def write_run_config(run_dir: Path, config: TrainConfig, image_shape, dataset,
+                     steps_per_epoch: int, epochs: int, distribution: dict[str, Any],
+                     backend: dict[str, Any]) -> None:
+    """Write ``config.json``: the settings, what the data was, and what trained it.
+
+    ``backend`` adds what only one runner knows (its framework's version; ``"backend":
+    "jax"`` for the JAX runner, which a TensorFlow ``--resume`` then refuses).
+    """
     with atomic_file(run_dir / CONFIG_FILE) as tmp:
         tmp.write_text(json.dumps({
             "train": dataclasses.asdict(config),
@@ -276,7 +282,7 @@ def _write_config(run_dir: Path, config: TrainConfig, image_shape, dataset, step
             "data_channels": dataset.meta.get("channels"),
             "package_version": __version__,
             "keras_version": keras.__version__,
-            "tensorflow_version": tf.__version__,
+            **backend,
             "distribution": distribution,
         }, indent=2) + "\n")
 
