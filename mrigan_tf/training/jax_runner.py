@@ -63,7 +63,7 @@ from mrigan_tf.data.contract import PreparedDataset, image_channels, load_datase
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.progress import progress_bar
 from mrigan_tf.training.runner import (BACKUP_DIR, HISTORY_FILE, MODEL_FILE, TrainConfig,
-                                       check_run_dir, write_run_config)
+                                       build_model, check_run_dir, write_run_config)
 
 BACKUP_WEIGHTS = "latest.weights.h5"   # the name Keras' BackupAndRestore uses
 SUMMARY_FILE = "training_summary.json"
@@ -157,22 +157,12 @@ def epoch_batches(n: int, batch_size: int, steps: int, seed: int, epoch: int) ->
 # ## Training
 
 def build_trainer(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int):
-    """A fresh ``ConditionalWGANGP`` (compiled with its two optimizers, so that checkpoints and
-    ``model.keras`` carry them) and the ``JaxCWGANGPTrainer`` that trains it."""
-    from mrigan_tf.models.cwgan_gp import ConditionalWGANGP, make_cwgan_gp
+    """A fresh ``ConditionalWGANGP``, built and compiled as the TensorFlow runner builds it
+    (so that checkpoints and ``model.keras`` carry both optimizers), and the
+    ``JaxCWGANGPTrainer`` that trains it."""
     from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
 
-    options = {"seed": config.seed, "num_classes": num_classes, **config.model_options}
-    try:
-        model = make_cwgan_gp(image_shape, **options)
-    except TypeError as exc:
-        raise MriganError(f"bad option for model {config.model!r}: {exc}") from None
-    d_optimizer, g_optimizer = ConditionalWGANGP.default_optimizers()
-    if config.d_learning_rate is not None:
-        d_optimizer.learning_rate = config.d_learning_rate
-    if config.g_learning_rate is not None:
-        g_optimizer.learning_rate = config.g_learning_rate
-    model.compile(d_optimizer, g_optimizer, jit_compile=config.jit_compile)
+    model = build_model(config, image_shape, num_classes)
     return JaxCWGANGPTrainer(model, model.d_optimizer, model.g_optimizer, seed=config.seed)
 
 
