@@ -192,7 +192,8 @@ def _quality_lines(evaluation: dict, short_evaluation: dict | None = None) -> li
         "(report.md, report.json, evaluation.png)"
         + (", and the short run's in `evaluation_short_run/`:" if short else ":"),
         "",
-        f"   | figure | synthetic |{extra_head} real vs real (floor) |",
+        f"   | figure | {'reference model' if short else 'synthetic'} |{extra_head} "
+        "real vs real (floor) |",
         f"   |---|---|{extra_rule}---|",
         row(f"FID, N={q['n_matched']} (matched)", "fid_synthetic_matched_n")
         + f" {q['fid_floor_real_vs_real']:.3g} |",
