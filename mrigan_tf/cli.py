@@ -179,6 +179,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mrigan_tf.training.distribute import STRATEGIES
+    from mrigan_tf.training.mixed_precision import POLICIES
+
     parser = argparse.ArgumentParser(
         prog="mrigan-tf",
         description="Synthesize labelled brain-MRI datasets (image + tumor mask) with GANs.",
@@ -237,12 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (default: on with a GPU, off on CPU, "
                         "where XLA's convolutions are slower)")
-    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="tf.distribute: default (one device), mirrored (every GPU of this "
                         "machine), multiworker (several machines; set TF_CONFIG on each, see "
                         "README). --batch-size is the global batch, split among the replicas")
-    p.add_argument("--mixed-precision", nargs="?", choices=("float16", "bfloat16"),
-                   const="float16", default=None, metavar="{float16,bfloat16}",
+    mixed = [policy.removeprefix("mixed_") for policy in POLICIES if policy != "float32"]
+    p.add_argument("--mixed-precision", nargs="?", choices=mixed, const="float16", default=None,
+                   metavar="{" + ",".join(mixed) + "}",
                    help="GANs: compute in float16 (the default; loss-scaled; GPUs with tensor "
                         "cores) or bfloat16 (no loss scaling; CPUs with AVX512_BF16 or AMX, "
                         "where it measured 1.35-1.45x faster, and TPUs/recent GPUs); weights "

@@ -59,7 +59,8 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", subjects: int = 40, size:
     """
     from mrigan_tf.data.contract import load_dataset
     from mrigan_tf.evaluation import evaluate_synthetic
-    from mrigan_tf.reference import DEFAULT_REFERENCE, matches_dataset, reference_dir
+    from mrigan_tf.reference import (DEFAULT_REFERENCE, matches_dataset, reference_config,
+                                     reference_dir)
     from mrigan_tf.synth import write_synthetic_dataset
     from mrigan_tf.training.runner import TrainConfig, train_gan
     from mrigan_tf.training.time_budget import TimeBudget
@@ -100,7 +101,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", subjects: int = 40, size:
                  else "the short run above", "reference_used": reference_used,
                  "why_not_reference": why_not}
     if reference_used:
-        generator["reference_steps"] = _reference_steps()
+        generator["reference_steps"] = reference_config()["reference"].get("generator_steps")
 
     real_train = load_dataset(out / "phantom").select("train")
     t0 = time.perf_counter()
@@ -149,12 +150,6 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", subjects: int = 40, size:
         summary["quality_short_run"] = quality_summary(short_evaluation)
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return out
-
-
-def _reference_steps() -> int | None:
-    from mrigan_tf.reference import reference_config
-
-    return reference_config()["reference"].get("generator_steps")
 
 
 def quality_summary(evaluation: dict) -> dict:

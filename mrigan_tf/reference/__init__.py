@@ -117,6 +117,8 @@ def publish_reference(run_dir: str | Path, dataset, out_dir: str | Path,
     on) and ``notes`` (wall time, machine, ...). Evaluation and TSTR outputs are added to the
     directory afterwards by their own commands.
     """
+    import keras
+
     from mrigan_tf.atomic import atomic_directory
     from mrigan_tf.training.runner import CONFIG_FILE, GENERATOR_WEIGHTS_FILE, load_run
 
@@ -129,8 +131,7 @@ def publish_reference(run_dir: str | Path, dataset, out_dir: str | Path,
     saved["reference"] = {
         "commands": list(commands),
         "dataset": dataset_fingerprint(dataset),
-        "generator_steps": int(model.g_optimizer.iterations.numpy())
-        if model.g_optimizer.built else None,
+        "generator_steps": int(keras.ops.convert_to_numpy(model.g_optimizer.iterations)),
         "trained_checkpoint": checkpoint.name,
         **(notes or {}),
     }

@@ -80,8 +80,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mrigan_tf.models.cwgan_gp import GP_EPSILON, ConditionalWGANGP  # noqa: E402
+from mrigan_tf.training.runner import GENERATOR_WEIGHTS_FILE as GENERATOR_WEIGHTS  # noqa: E402
 
-GENERATOR_WEIGHTS = "generator.weights.h5"
 CRITIC_WEIGHTS = "critic.weights.h5"
 
 

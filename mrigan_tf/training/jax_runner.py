@@ -62,11 +62,10 @@ from mrigan_tf.atomic import atomic_file
 from mrigan_tf.data.contract import PreparedDataset, image_channels, load_dataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.progress import progress_bar
-from mrigan_tf.training.runner import (BACKUP_DIR, HISTORY_FILE, MODEL_FILE, TrainConfig,
-                                       build_model, check_run_dir, write_run_config)
+from mrigan_tf.training.runner import (BACKUP_DIR, BACKUP_WEIGHTS_FILE, HISTORY_FILE,
+                                       MODEL_FILE, SUMMARY_FILE, TrainConfig, build_model,
+                                       check_run_dir, write_run_config)
 
-BACKUP_WEIGHTS = "latest.weights.h5"   # the name Keras' BackupAndRestore uses
-SUMMARY_FILE = "training_summary.json"
 BACKEND = "jax"
 MODEL = "cwgan-gp"
 
@@ -109,7 +108,7 @@ def _write_config(run_dir: Path, config: TrainConfig, image_shape, dataset: Prep
 def _save_backup(model: keras.Model, run_dir: Path) -> Path:
     """``model.save_weights`` to ``backup/latest.weights.h5``, renamed into place when
     complete (Keras wants the ``.weights.h5`` suffix, so ``atomic_file``'s name will not do)."""
-    target = run_dir / BACKUP_DIR / BACKUP_WEIGHTS
+    target = run_dir / BACKUP_DIR / BACKUP_WEIGHTS_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".partial-", suffix=".weights.h5", dir=target.parent)
     os.close(fd)
@@ -201,7 +200,7 @@ def train_cwgan_gp_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, config, image_shape, dataset, steps_per_epoch, epochs)
 
-    backup = run_dir / BACKUP_DIR / BACKUP_WEIGHTS
+    backup = run_dir / BACKUP_DIR / BACKUP_WEIGHTS_FILE
     if resume and backup.is_file():
         try:
             model.load_weights(backup)

@@ -31,8 +31,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
+# Keras is imported inside the functions: the command line reads POLICIES to build its
+# options, and `mrigan-tf --help` should not wait for Keras and TensorFlow to load.
 
 #: Policies ``--mixed-precision`` accepts ("float32" turns it off).
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -47,6 +51,8 @@ def dtype_policy(name: str) -> Iterator[None]:
     """
     if name not in POLICIES:
         raise ValueError(f"unknown precision policy {name!r}; choose one of {POLICIES}")
+    import keras
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:
@@ -63,6 +69,8 @@ def computes_in_float16(*models: keras.Model) -> bool:
 
 def loss_scaled(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
     """``optimizer`` wrapped in a ``LossScaleOptimizer`` (unchanged if it already is one)."""
+    import keras
+
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer
     return keras.optimizers.LossScaleOptimizer(optimizer)
@@ -70,6 +78,8 @@ def loss_scaled(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optim
 
 def current_loss_scale(optimizer: keras.optimizers.Optimizer):
     """The dynamic loss scale of a ``LossScaleOptimizer``, ``None`` for any other optimizer."""
+    import keras
+
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer.dynamic_scale
     return None

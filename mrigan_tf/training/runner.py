@@ -48,6 +48,9 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 BACKUP_DIR = "backup"
 HISTORY_FILE = "history.csv"
+#: The backup's weights file (the name Keras' BackupAndRestore writes; the JAX runner too).
+BACKUP_WEIGHTS_FILE = "latest.weights.h5"
+SUMMARY_FILE = "training_summary.json"
 #: A generator published without its critic (``load_run_model``).
 GENERATOR_WEIGHTS_FILE = "generator.weights.h5"
 
@@ -258,7 +261,7 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     summary = {"seconds": round(elapsed, 1), "epochs": epochs,
                "generator_steps": int(model.g_optimizer.iterations.numpy()),
                "critic_steps": int(model.d_optimizer.iterations.numpy())}
-    (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return model, history.history
 
 
@@ -311,7 +314,7 @@ def load_run_model(run_dir: Path, rebuild: Callable[[], keras.Model]):
             return keras.models.load_model(model_path), model_path
         except Exception as exc:  # a truncated or foreign file: say which
             raise DataError(model_path, f"cannot load the model ({type(exc).__name__}: {exc})") from None
-    backup = run_dir / BACKUP_DIR / "latest.weights.h5"
+    backup = run_dir / BACKUP_DIR / BACKUP_WEIGHTS_FILE
     generator_only = run_dir / GENERATOR_WEIGHTS_FILE
     if backup.is_file():
         model = rebuild()

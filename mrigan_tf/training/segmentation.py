@@ -61,12 +61,12 @@ from mrigan_tf.metrics.overlap import dice_iou, overlap_counts
 from mrigan_tf.models.unet import THRESHOLD, build_unet, compile_unet
 from mrigan_tf.training.distribute import make_strategy
 from mrigan_tf.training.runner import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,
-                                       check_run_dir, load_run_model, read_run_config)
+                                       SUMMARY_FILE, check_run_dir, load_run_model,
+                                       read_run_config)
 
 MODEL_NAME = "unet"
 #: Keras' own fit() scales the compiled loss for the replicas of a MirroredStrategy.
 UNET_STRATEGIES = ("default", "mirrored")
-SUMMARY_FILE = "training_summary.json"
 EVALUATION_FILE = "evaluation.json"
 MAX_DEPTH = 4
 MIN_BOTTLENECK = 4   # pixels: a coarser bottleneck sees nothing but a handful of numbers
