@@ -19,6 +19,11 @@ speed-up that TensorFlow offers, added one at a time:
                        this one has them), critic scores, losses and the penalty in float32.
                        bfloat16 has float32's range, so no loss scaling; it rounds to 3
                        significant digits, a *numerical* change the float32 variants do not make
+    ours_lazy_gp       float32, no XLA, with lazy regularization: the gradient penalty on
+                       one critic update in n_critic, weighted n_critic x lambda
+                       (``gp_every=n_critic``): a change of *method*, which the variants above
+                       do not make (its effect on training is measured apart, in the README)
+    ours_bf16_lazy_gp  both: mixed_bfloat16 and lazy regularization
 
 Both models have the same generator and critic (``build_conditional_generator`` /
 ``build_conditional_critic``), the same weights at the start, the same batch, n_critic,
@@ -28,9 +33,10 @@ epsilon; neither changes the speed). Layouts are channels-last (NHWC), TensorFlo
 layout on CPUs and the layout cuDNN's tensor-core kernels prefer under mixed precision.
 
 Images/s counts real images per generator step (``batch * steps / seconds``); each model is
-warmed up first (tracing, XLA compilation) and timed with ``fit`` over the same number of
-steps, the variants taking turns (``rounds`` times; the best round counts, the median is
-reported beside it) so that they share the load of a busy machine. ``phases_ms`` (and
+warmed up first (tracing, XLA compilation) and timed inside ``fit``, from the end of one
+compiled call to the end of the next, the variants taking turns (``rounds`` times) so that
+they share the load of a busy machine; the median step over all rounds counts, the fastest
+is reported beside it. ``phases_ms`` (and
 ``phases_ms_bf16``) times the pieces of one of our steps, each compiled alone without XLA,
 so the bottleneck shows: the input pipeline (per batch), one critic update without the
 penalty, the penalty with its gradient (the nested tape: a double backward pass), and one
@@ -66,8 +72,9 @@ SETTINGS = {
 #: The variants measured per size: every step of the way at 64 px; at 128 px the textbook
 #: step and ours with and without XLA (each XLA variant costs a compilation of tens of
 #: seconds on this CPU).
-VARIANTS = {64: ("textbook", "ours_no_xla", "ours_xla", "ours_xla_spe4", "ours_bf16"),
-            128: ("textbook", "ours_no_xla", "ours_xla", "ours_bf16")}
+VARIANTS = {64: ("textbook", "ours_no_xla", "ours_xla", "ours_xla_spe4", "ours_bf16",
+                 "ours_lazy_gp", "ours_bf16_lazy_gp"),
+            128: ("textbook", "ours_no_xla", "ours_xla", "ours_bf16", "ours_bf16_lazy_gp")}
 LATENT_DIM = 128
 GP_WEIGHT = 10.0
 
@@ -144,10 +151,11 @@ def adam() -> keras.optimizers.Optimizer:
 
 
 def ours(size: int, s: dict, jit: bool, steps_per_execution: int = 1,
-         precision: str = "float32") -> ConditionalWGANGP:
+         precision: str = "float32", lazy_gp: bool = False) -> ConditionalWGANGP:
     with dtype_policy(precision):   # layers take the policy when they are created
         model = make_gan("cwgan-gp", (size, size, 2), width=s["width"], latent_dim=LATENT_DIM,
-                         n_critic=s["n_critic"], gp_weight=GP_WEIGHT, seed=0)
+                         n_critic=s["n_critic"], gp_weight=GP_WEIGHT,
+                         gp_every=s["n_critic"] if lazy_gp else 1, seed=0)
     model.compile(adam(), adam(), jit_compile=jit, steps_per_execution=steps_per_execution)
     return model
 
@@ -165,33 +173,53 @@ def textbook(reference: ConditionalWGANGP, s: dict) -> TextbookWGANGP:
 
 # ## Timing
 
-def time_fit(model, fit_args: dict, steps: int) -> float:
-    """Seconds per generator step over ``steps`` steps of ``fit``."""
-    start = time.perf_counter()
-    model.fit(**fit_args, epochs=1, steps_per_epoch=steps, verbose=0)
-    return (time.perf_counter() - start) / steps
+class _StepClock(keras.callbacks.Callback):
+    """The time at which each compiled call of ``fit`` ends (a loss read waits for it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        float(next(iter(logs.values())))
+        self.times.append(time.perf_counter())
+
+
+def time_fit(model, fit_args: dict, calls: int, steps_per_call: int = 1) -> list[float]:
+    """Seconds per generator step, one figure per interval between consecutive compiled
+    calls of ``fit`` (``calls`` calls, so ``calls - 1`` figures).
+
+    Measured between steps, not around ``fit``: starting and ending ``fit`` (its iterator,
+    its callbacks) cost nothing per step in a real run, but here they were measured to add
+    stalls of ~1.3 s at random, which decided which variant looked faster.
+    """
+    clock = _StepClock()
+    model.fit(**fit_args, epochs=1, steps_per_epoch=calls * steps_per_call, verbose=0,
+              callbacks=[clock])
+    return [(b - a) / steps_per_call for a, b in zip(clock.times, clock.times[1:])]
 
 
 def time_interleaved(variants: dict, batch: int, steps: int, rounds: int) -> dict:
     """Warm every variant up, then time them in turns, ``rounds`` times.
 
     On a shared machine the load changes from minute to minute; taking turns exposes every
-    variant to the same load, and the best round of each (other work only ever adds time)
-    is the figure compared. The median is reported next to it.
+    variant to the same load. The figure compared is the median step time over all rounds
+    (robust to the moments other work steals the CPU); the fastest step is reported beside it.
     """
     results, seconds = {}, {name: [] for name in variants}
     for name, (model, fit_args, spe) in variants.items():
         start = time.perf_counter()
-        time_fit(model, fit_args, 2 * spe)
+        time_fit(model, fit_args, 2, spe)
         results[name] = {"warmup_s": round(time.perf_counter() - start, 1)}
     for _ in range(rounds):
         for name, (model, fit_args, spe) in variants.items():
-            seconds[name].append(time_fit(model, fit_args, -(-steps // spe) * spe))
+            seconds[name] += time_fit(model, fit_args, max(3, -(-steps // spe) + 1), spe)
     for name, runs in seconds.items():
-        best, median = min(runs), float(np.median(runs))
-        results[name].update({"images_per_s": round(batch / best, 1),
-                              "step_ms": round(1000 * best, 1),
-                              "step_ms_median": round(1000 * median, 1)})
+        fastest, median = min(runs), float(np.median(runs))
+        results[name].update({"images_per_s": round(batch / median, 1),
+                              "step_ms": round(1000 * median, 1),
+                              "step_ms_fastest": round(1000 * fastest, 1),
+                              "steps_timed": len(runs)})
     return results
 
 
@@ -273,6 +301,10 @@ def measure_size(size: int, steps: int | None = None, phases: bool | None = None
                                   {"x": pipeline, "shuffle": False}, 4),
         "ours_bf16": lambda: (ours(size, s, jit=False, precision="mixed_bfloat16"),
                               {"x": pipeline, "shuffle": False}, 1),
+        "ours_lazy_gp": lambda: (ours(size, s, jit=False, lazy_gp=True),
+                                 {"x": pipeline, "shuffle": False}, 1),
+        "ours_bf16_lazy_gp": lambda: (ours(size, s, jit=False, precision="mixed_bfloat16",
+                                           lazy_gp=True), {"x": pipeline, "shuffle": False}, 1),
     }
     variants = {name: builders[name]() for name in VARIANTS[size]}
     results.update(time_interleaved(variants, batch, steps, rounds))
@@ -282,9 +314,12 @@ def measure_size(size: int, steps: int | None = None, phases: bool | None = None
     speedups = results["speedup_vs_textbook"]
     best = max(speedups, key=speedups.get)
     results["best"] = {"variant": best, "ratio": speedups[best]}
-    # The same arithmetic as the textbook (float32), for a like-for-like figure.
-    float32 = max((v for v in speedups if "bf16" not in v), key=speedups.get)
+    # Like for like: the textbook's method *and* its float32 arithmetic; then the same method
+    # in any precision. "best" above may also change the method (lazy regularization).
+    float32 = max((v for v in speedups if "bf16" not in v and "lazy" not in v), key=speedups.get)
     results["best_float32"] = {"variant": float32, "ratio": speedups[float32]}
+    same_method = max((v for v in speedups if "lazy" not in v), key=speedups.get)
+    results["best_same_method"] = {"variant": same_method, "ratio": speedups[same_method]}
     if phases or (phases is None and size == 64):
         results["phases_ms"] = time_phases(size, s, pipeline, n=max(2, steps // 2))
         results["phases_ms_bf16"] = time_phases(size, s, pipeline, n=max(2, steps // 2),
@@ -301,7 +336,8 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None) -> dict:
+def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None,
+         rounds: int = 3) -> dict:
     results: dict = {
         "benchmark": "cwgan_gp_train_step_vs_textbook",
         "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
@@ -316,11 +352,13 @@ def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None) 
         "sizes": {},
     }
     for size in sizes:
-        results["sizes"][str(size)] = measure_size(size, steps, phases)
+        results["sizes"][str(size)] = measure_size(size, steps, phases, rounds)
     results["ratio_best_vs_textbook"] = {size: r["best"]["ratio"]
                                          for size, r in results["sizes"].items()}
     results["ratio_best_float32_vs_textbook"] = {size: r["best_float32"]["ratio"]
                                                  for size, r in results["sizes"].items()}
+    results["ratio_best_same_method_vs_textbook"] = {size: r["best_same_method"]["ratio"]
+                                                     for size, r in results["sizes"].items()}
     return results
 
 
@@ -329,6 +367,8 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], choices=sorted(SETTINGS))
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default per size)")
     parser.add_argument("--no-phases", action="store_true", help="skip the per-phase timings")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times each variant is timed, in turns (the best round counts)")
     parser.add_argument("--threads", type=int, default=None,
                         help="TensorFlow intra-op threads (default: all cores). On a machine "
                              "others are using, 1 thread keeps the variants' ratio fair: "
@@ -337,5 +377,5 @@ if __name__ == "__main__":
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    print(json.dumps(main(tuple(args.sizes), args.steps, False if args.no_phases else None),
-                     indent=2))
+    print(json.dumps(main(tuple(args.sizes), args.steps, False if args.no_phases else None,
+                          args.rounds), indent=2))

@@ -123,6 +123,52 @@ def test_train_step_updates_both_players_and_logs_its_losses():
     assert int(model.d_optimizer.iterations) == 3 and int(model.g_optimizer.iterations) == 1
 
 
+def _critic_update(gp_every, penalize, x, y):
+    """The critic's weight change from one critic step with SGD(lr=1), i.e. -gradient."""
+    model = _small_model(n_critic=2, gp_every=gp_every)
+    model.compile(keras.optimizers.SGD(1.0), keras.optimizers.SGD(1.0), jit_compile=False)
+    before = [w.numpy().copy() for w in model.critic.trainable_weights]
+    d_loss, gp, wasserstein = model.critic_step(tf.constant(x), tf.constant(y), penalize=penalize)
+    after = [w.numpy() for w in model.critic.trainable_weights]
+    return np.concatenate([(a - b).ravel() for a, b in zip(after, before)]), gp
+
+
+def test_lazy_regularization_weights_the_penalty_by_k_on_the_steps_that_take_it():
+    # Same weights, same noise: exact (lambda), lazy (k * lambda) and unpenalized updates.
+    # The penalty's part of the update must be exactly k times as large under lazy.
+    x, y = _toy_data(16)
+    exact, gp_exact = _critic_update(1, True, x, y)
+    lazy, gp_lazy = _critic_update(2, True, x, y)
+    bare, gp_bare = _critic_update(2, False, x, y)
+    assert gp_bare is None and float(gp_lazy) == pytest.approx(float(gp_exact), rel=1e-6)
+    penalty_part = exact - bare
+    assert np.linalg.norm(penalty_part) > 0.1 * np.linalg.norm(bare), "penalty too weak to test"
+    np.testing.assert_allclose(lazy - bare, 2 * penalty_part, rtol=1e-4,
+                               atol=1e-5 * np.abs(penalty_part).max())
+
+
+def test_lazy_regularization_penalizes_one_critic_step_in_k_and_logs_the_full_loss(monkeypatch):
+    import mrigan_tf.models.cwgan_gp as cwgan_gp
+
+    calls = []
+    penalty = cwgan_gp.gradient_penalty
+    monkeypatch.setattr(cwgan_gp, "gradient_penalty",
+                        lambda *a, **k: calls.append(1) or penalty(*a, **k))
+    x, y = _toy_data(16)
+    for gp_every, expected in ((1, 4), (2, 2), (4, 1)):
+        calls.clear()
+        model = _small_model(n_critic=4, gp_every=gp_every)
+        model.compile(run_eagerly=True)   # every call of the penalty is a Python call
+        logs = model.train_step((tf.constant(x), tf.constant(y)))
+        assert len(calls) == expected and int(model.d_optimizer.iterations) == 4
+        # d_loss is -W + lambda * GP whatever gp_every is (the latest penalty measured).
+        assert float(logs["d_loss"]) == pytest.approx(
+            -float(logs["wasserstein"]) + 10.0 * float(logs["gp"]), rel=1e-5)
+    with pytest.raises(ValueError, match=r"gp_every must divide n_critic \(4\): one of \[1, 2, 4\]"):
+        _small_model(n_critic=4, gp_every=3)
+    assert make_cwgan_gp((16, 16, 2), gp_every=5).get_config()["gp_every"] == 5
+
+
 def test_generator_outputs_image_and_mask_for_every_size_and_uses_the_class():
     for size in (16, 32, 64, 128):
         g = build_conditional_generator(size, latent_dim=8, width=8)

@@ -184,11 +184,17 @@ labels = (np.arange(BATCH) % 2).astype("int32")
 latents = rng.standard_normal((STEPS, n_critic + 1, BATCH, latent_dim)).astype("float32")
 alphas = rng.uniform(0, 1, (STEPS, n_critic, BATCH, 1, 1, 1)).astype("float32")
 
+KINDS = ("sgd", "adam", "sgd_lazy")
+
 def optimizers(kind):
     # "adam": the model's defaults; "sgd": linear in the gradient, so round-off stays round-off.
     if kind == "adam":
         return make_cwgan_gp(**MODEL).default_optimizers()
     return keras.optimizers.SGD(1e-4), keras.optimizers.SGD(1e-4)
+
+def model_options(kind):
+    # "sgd_lazy": lazy regularization, the penalty on one critic update in n_critic.
+    return dict(MODEL, gp_every=n_critic) if kind.endswith("lazy") else MODEL
 results = {{}}
 """
 
@@ -208,8 +214,8 @@ def densified(apply_gradients):
     return lambda pairs: apply_gradients([(tf.convert_to_tensor(g), v) for g, v in pairs])
 
 real_uniform = keras.random.uniform
-for kind in ("sgd", "adam"):
-    model = make_cwgan_gp(**MODEL)
+for kind in KINDS:
+    model = make_cwgan_gp(**model_options(kind))
     model.generator.load_weights("init/generator.weights.h5")
     model.critic.load_weights("init/critic.weights.h5")
     model.compile(*optimizers(kind), jit_compile=False)
@@ -218,8 +224,9 @@ for kind in ("sgd", "adam"):
     # The TensorFlow step draws its own noise; feed it ours, in the order the step draws
     # it: per critic step a latent batch then alpha, then the generator step's latent
     # batch. (Eager execution, so these Python replacements are called at every draw.)
+    # Under lazy regularization only the penalized critic steps draw an alpha.
     latent_draws = iter(latents.reshape(-1, BATCH, latent_dim))
-    alpha_draws = iter(alphas.reshape(-1, BATCH, 1, 1, 1))
+    alpha_draws = iter(alphas[:, ::model.gp_every].reshape(-1, BATCH, 1, 1, 1))
     model.draw_latent = lambda batch_size: tf.constant(next(latent_draws))
     keras.random.uniform = lambda *args, **kwargs: tf.constant(next(alpha_draws))
     logs = []
@@ -238,8 +245,8 @@ print(json.dumps(results))
 
 JAX_STEPS = SHARED + """
 from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
-for kind in ("sgd", "adam"):
-    model = make_cwgan_gp(**MODEL)
+for kind in KINDS:
+    model = make_cwgan_gp(**model_options(kind))
     trainer = JaxCWGANGPTrainer(model, *optimizers(kind))
     trainer.load_weights("init")
     logs = []
@@ -274,11 +281,11 @@ def _h5_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 # (rtol, atol) of the losses per optimizer; see the module docstring.
-LOSS_TOLERANCE = {"sgd": (1e-5, 1e-6), "adam": (1e-4, 1e-5)}
+LOSS_TOLERANCE = {"sgd": (1e-5, 1e-6), "adam": (1e-4, 1e-5), "sgd_lazy": (1e-5, 1e-6)}
 
 
 @needs_jax
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["sgd", "adam", "sgd_lazy"])
 def test_jax_step_losses_match_tensorflow(step_results, kind):
     _, tf_result, jax_result = step_results
     rtol, atol = LOSS_TOLERANCE[kind]
@@ -294,7 +301,7 @@ def test_jax_step_losses_match_tensorflow(step_results, kind):
 
 
 @needs_jax
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["sgd", "adam", "sgd_lazy"])
 def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
     workdir, _, _ = step_results
     for player in ("generator", "critic"):
@@ -308,7 +315,7 @@ def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
             moved += int(np.max(np.abs(tf_value - init[name])) > 1e-6)
             differences.append(np.abs(jax_after[name] - tf_value).ravel())
         differences = np.concatenate(differences)
-        if kind == "sgd":
+        if kind.startswith("sgd"):
             assert differences.max() < 1e-6, f"{player}: max difference {differences.max():.2e}"
         else:
             # Adam: all within two updates (a flipped sign), and nearly all much closer.
@@ -317,6 +324,19 @@ def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
                 f"{player}: {np.mean(differences > 1e-5):.1%} of the weights differ by > 1e-5"
         # Training moved most tensors, so agreeing is not agreeing on nothing.
         assert moved >= len(init) // 2, f"{player}: only {moved} of {len(init)} tensors changed"
+
+
+@needs_jax
+def test_lazy_regularization_changes_the_critic_updates(step_results):
+    """The lazy step is not the exact one in disguise: from the same weights and noise its
+    critic ends elsewhere (on both backends, which the two tests above compare)."""
+    workdir, _, _ = step_results
+    exact = _h5_arrays(workdir / "sgd_tf" / "critic.weights.h5")
+    lazy = _h5_arrays(workdir / "sgd_lazy_tf" / "critic.weights.h5")
+    init = _h5_arrays(workdir / "init" / "critic.weights.h5")
+    update = max(np.max(np.abs(exact[n] - init[n])) for n in init)
+    gap = max(np.max(np.abs(lazy[n] - exact[n])) for n in init)
+    assert gap > 0.05 * update, (gap, update)
 
 
 @needs_jax

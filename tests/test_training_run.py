@@ -106,11 +106,19 @@ def test_cli_train_and_its_errors(squares_dir, tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["train", "--model", "cwgan-gp", "--data", str(squares_dir), "--out", str(out),
                  "--steps", "4", "--steps-per-epoch", "2", "--batch-size", "8", "--no-jit",
-                 "--latent-dim", "8", "--width", "8", "--n-critic", "1",
+                 "--latent-dim", "8", "--width", "8", "--n-critic", "2", "--gp-every", "2",
                  "--augment", "translation,cutout", "--quiet"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["epochs"] == 2 and saved["train"]["model_options"]["augment"] == "translation,cutout"
+    assert saved["train"]["model_options"]["gp_every"] == 2
+    assert keras.models.load_model(out / "model.keras").gp_every == 2
     capsys.readouterr()
+    assert main(["train", "--model", "cwgan-gp", "--data", str(squares_dir), "--out",
+                 str(tmp_path / "lazy"), "--steps", "2", "--batch-size", "8", "--n-critic", "3",
+                 "--gp-every", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "gp_every must divide n_critic (3): one of [1, 3], got 2" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "lazy").exists()
     assert main(["train", "--model", "nope", "--data", str(squares_dir), "--out",
                  str(tmp_path / "x"), "--epochs", "1"]) == 2
     assert "unknown model" in capsys.readouterr().err

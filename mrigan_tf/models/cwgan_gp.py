@@ -23,6 +23,13 @@ and fake samples:
     L_G   = -E[D(G(z, y), y)]
 
 with lambda = 10, five critic steps per generator step, and Adam(1e-4, beta_1=0, beta_2=0.9).
+
+The penalty is the costliest part of a critic step: a gradient of a gradient, a second
+backward pass through the critic. *Lazy regularization* (Karras et al., 2020, StyleGAN2)
+computes it on only every k-th critic update and weights it by ``k * lambda``, so that on
+average the critic feels the same penalty; ``gp_every=k`` turns it on. It changes the method
+(between penalties the critic is free of the constraint for k - 1 updates), so it is off by
+default, and its effect on the result is measured in the README (Speed on a CPU).
 Two details that published code often gets wrong: alpha is *uniform* in [0, 1] (not
 normal), and the norm is ``sqrt(sum(g^2) + eps)``: the gradient of ``sqrt`` at 0 is infinite,
 and one exact zero gradient would turn every weight into NaN.
@@ -162,8 +169,12 @@ class ConditionalWGANGP(BaseGAN):
         critic: ``build_conditional_critic(...)``: ((H, W, 2), class) -> score.
         latent_dim: size of z (default 128).
         num_classes: number of classes the generator is conditioned on.
-        gp_weight: lambda, the gradient-penalty weight (10).
         n_critic: critic updates per generator update (5).
+        gp_weight: lambda, the gradient-penalty weight (10).
+        gp_every: lazy regularization: the penalty on every ``gp_every``-th critic update
+            (the first of each group), weighted ``gp_every * gp_weight``; 1 (the default):
+            on every update, as in Gulrajani et al. Must divide ``n_critic``, so that every
+            training step has the same penalty pattern (and one compiled graph).
         drift_weight: weight of ``E[D(x)^2]``, which keeps critic scores near 0
             (Karras et al., 2018); 0 turns it off.
         augment: a DiffAugment policy (e.g. ``"translation,cutout,brightness,contrast"``)
@@ -179,10 +190,15 @@ class ConditionalWGANGP(BaseGAN):
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int = 128,
                  num_classes: int = 2, gp_weight: float = 10.0, n_critic: int = 5,
                  drift_weight: float = 0.0, augment: str = "", image_channels: int = 1,
-                 seed: int | None = None, **kwargs):
+                 gp_every: int = 1, seed: int | None = None, **kwargs):
         super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+        if gp_every < 1 or n_critic % gp_every:
+            divisors = [k for k in range(1, n_critic + 1) if n_critic % k == 0]
+            raise ValueError(f"gp_every must divide n_critic ({n_critic}): one of {divisors}, "
+                             f"got {gp_every}")
+        self.gp_every = int(gp_every)
         self.num_classes = int(num_classes)
         self.gp_weight = float(gp_weight)
         self.n_critic = int(n_critic)
@@ -236,23 +252,31 @@ class ConditionalWGANGP(BaseGAN):
         d_real, d_fake = tf.split(tf.cast(scores, tf.float32), 2, axis=0)
         return d_real, d_fake
 
-    def critic_step(self, real: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    def critic_step(self, real: tf.Tensor, labels: tf.Tensor,
+                    penalize: bool = True) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor]:
+        """One critic update; returns (its loss without the penalty term, the penalty or
+        ``None`` when ``penalize`` is False (lazy regularization), the Wasserstein estimate)."""
         batch = tf.shape(real)[0]
         latent = self.draw_latent(batch)
-        alpha = replica_rows(keras.random.uniform((batch * num_replicas(), 1, 1, 1), 0.0, 1.0,
-                                                  seed=self.seed_generator), batch)
+        if penalize:
+            alpha = replica_rows(keras.random.uniform((batch * num_replicas(), 1, 1, 1), 0.0, 1.0,
+                                                      seed=self.seed_generator), batch)
         # The fake batch is a constant for the critic: no need to record the generator.
         fake = tf.stop_gradient(self.generator([latent, labels], training=True))
+        gp = None
         with tf.GradientTape() as tape:
             real_aug, fake_aug = self.augment(real), self.augment(fake)
             d_real, d_fake = self.critic_scores(real_aug, fake_aug, labels)
-            gp = gradient_penalty(self.critic, real_aug, fake_aug, labels, alpha,
-                                  loss_scale=current_loss_scale(self.d_optimizer))
             wasserstein = tf.reduce_mean(d_real) - tf.reduce_mean(d_fake)
-            d_loss = -wasserstein + self.gp_weight * gp
+            d_loss = -wasserstein
             if self.drift_weight:
                 d_loss += self.drift_weight * tf.reduce_mean(tf.square(d_real))
-            scaled = self.scale_loss(d_loss, self.d_optimizer)
+            loss = d_loss
+            if penalize:
+                gp = gradient_penalty(self.critic, real_aug, fake_aug, labels, alpha,
+                                      loss_scale=current_loss_scale(self.d_optimizer))
+                loss += self.gp_every * self.gp_weight * gp
+            scaled = self.scale_loss(loss, self.d_optimizer)
         grads = dense_gradients(tape.gradient(scaled, self.critic.trainable_variables))
         self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
         return d_loss, gp, wasserstein
@@ -274,12 +298,17 @@ class ConditionalWGANGP(BaseGAN):
         # The critic steps are unrolled into one graph (n_critic is small): one compiled
         # function per training step, no Python between critic and generator updates. Each
         # critic step reuses the real batch with fresh noise, alpha and augmentation.
-        for _ in range(self.n_critic):
-            d_loss, gp, wasserstein = self.critic_step(real, labels)
+        for i in range(self.n_critic):
+            d_loss, step_gp, wasserstein = self.critic_step(real, labels,
+                                                            penalize=i % self.gp_every == 0)
+            gp = step_gp if step_gp is not None else gp
         # The generator is asked for the classes of the real batch, so it sees the data's
         # class balance.
         g_loss = self.generator_step(labels)
-        return self.record(d_loss=d_loss, g_loss=g_loss, gp=gp, wasserstein=wasserstein)
+        # d_loss as the method defines it (-W + lambda * GP), with the latest penalty, so that
+        # its curve means the same whatever gp_every is.
+        return self.record(d_loss=d_loss + self.gp_weight * gp, g_loss=g_loss, gp=gp,
+                           wasserstein=wasserstein)
 
     # ## Sampling
 
@@ -309,7 +338,7 @@ class ConditionalWGANGP(BaseGAN):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_classes": self.num_classes,
-                "gp_weight": self.gp_weight, "n_critic": self.n_critic,
+                "gp_weight": self.gp_weight, "gp_every": self.gp_every, "n_critic": self.n_critic,
                 "drift_weight": self.drift_weight, "augment": self.augment_policy,
                 "image_channels": self.image_channels}
 
@@ -317,7 +346,7 @@ class ConditionalWGANGP(BaseGAN):
 def make_cwgan_gp(image_shape=(64, 64, 2), num_classes: int = 2, latent_dim: int = 128,
                   width: int = 64, critic_norm: str = "layer", gp_weight: float = 10.0,
                   n_critic: int = 5, drift_weight: float = 0.0, augment: str = "",
-                  seed: int | None = None) -> ConditionalWGANGP:
+                  gp_every: int = 1, seed: int | None = None) -> ConditionalWGANGP:
     """A ConditionalWGANGP with the default generator and critic for ``image_shape``.
 
     ``image_shape`` is (H, W, C): C = 2 for the joint (image, mask) tensor.
@@ -327,4 +356,4 @@ def make_cwgan_gp(image_shape=(64, 64, 2), num_classes: int = 2, latent_dim: int
     critic = build_conditional_critic(size, channels, num_classes, width, critic_norm)
     return ConditionalWGANGP(generator, critic, latent_dim=latent_dim, num_classes=num_classes,
                              gp_weight=gp_weight, n_critic=n_critic, drift_weight=drift_weight,
-                             augment=augment, image_channels=1, seed=seed)
+                             augment=augment, image_channels=1, gp_every=gp_every, seed=seed)

@@ -32,9 +32,9 @@ update) into one XLA program. Keras 3 provides the pieces:
     L_G   = -E[D(G(z, y), y)]
 
 The trainer takes a ``ConditionalWGANGP`` (``make_cwgan_gp(...)``) and reads lambda,
-``n_critic``, the drift weight, the DiffAugment policy and the default optimizers
-(Adam(1e-4, beta_1=0, beta_2=0.9)) from it, so the two steps cannot drift apart in their
-settings. It logs the model's ``METRIC_NAMES`` (d_loss, g_loss, gp, wasserstein: those of
+``n_critic``, lazy regularization (``gp_every``), the drift weight, the DiffAugment policy
+and the default optimizers (Adam(1e-4, beta_1=0, beta_2=0.9)) from it, so the two steps
+cannot drift apart in their settings. It logs the model's ``METRIC_NAMES`` (d_loss, g_loss, gp, wasserstein: those of
 the last critic update and of the generator update). The weights are the model's own
 Keras variables, so ``save_weights`` writes ``.weights.h5`` files that load into the
 TensorFlow model, and the reverse (``tests/test_jax_backend.py`` checks both, and that one
@@ -204,28 +204,33 @@ class JaxCWGANGPTrainer:
         norm = jnp.sqrt(jnp.sum(jnp.square(grads), axis=(1, 2, 3)) + GP_EPSILON)
         return jnp.mean(jnp.square(norm - 1.0))
 
-    def _critic_loss(self, d_trainable, d_non_trainable, real_aug, fake_aug, labels, alpha):
+    def _critic_loss(self, d_trainable, d_non_trainable, real_aug, fake_aug, labels, alpha,
+                     penalize):
         # One critic call on the stacked batch, like ConditionalWGANGP.critic_scores.
         scores = self._critic(d_trainable, d_non_trainable,
                               jnp.concatenate([real_aug, fake_aug], axis=0),
                               jnp.concatenate([labels, labels], axis=0))
         d_real, d_fake = jnp.split(scores, 2, axis=0)
-        gp = self.gradient_penalty(d_trainable, d_non_trainable, real_aug, fake_aug, labels, alpha)
         wasserstein = jnp.mean(d_real) - jnp.mean(d_fake)
-        d_loss = -wasserstein + self.model.gp_weight * gp
+        d_loss = -wasserstein
         if self.model.drift_weight:
             d_loss = d_loss + self.model.drift_weight * jnp.mean(jnp.square(d_real))
-        return d_loss, (gp, wasserstein)
+        loss, gp = d_loss, None
+        if penalize:   # a Python bool: lazy regularization is fixed when the step is traced
+            gp = self.gradient_penalty(d_trainable, d_non_trainable, real_aug, fake_aug, labels, alpha)
+            loss = loss + self.model.gp_every * self.model.gp_weight * gp
+        return loss, (d_loss, gp, wasserstein)
 
-    def _critic_step(self, state, real, labels, latent, alpha):
+    def _critic_step(self, state, real, labels, latent, alpha, penalize=True):
         fake, g_non_trainable = self._generate(state["g_trainable"], state["g_non_trainable"],
                                                latent, labels)
         # The fake batch is a constant for the critic.
         fake = jax.lax.stop_gradient(fake)
         real_aug, augment_state = self._augment(state["augment"], real)
         fake_aug, augment_state = self._augment(augment_state, fake)
-        (d_loss, (gp, wasserstein)), grads = jax.value_and_grad(self._critic_loss, has_aux=True)(
-            state["d_trainable"], state["d_non_trainable"], real_aug, fake_aug, labels, alpha)
+        (_, (d_loss, gp, wasserstein)), grads = jax.value_and_grad(self._critic_loss, has_aux=True)(
+            state["d_trainable"], state["d_non_trainable"], real_aug, fake_aug, labels, alpha,
+            penalize)
         d_trainable, d_optimizer = self.d_optimizer.stateless_apply(
             state["d_optimizer"], grads, state["d_trainable"])
         state = {**state, "d_trainable": d_trainable, "d_optimizer": d_optimizer,
@@ -259,11 +264,14 @@ class JaxCWGANGPTrainer:
         # Unrolled, like the TensorFlow step (n_critic is small and static): XLA schedules
         # the whole sequence as one program.
         for i in range(self.model.n_critic):
-            state, (d_loss, gp, wasserstein) = self._critic_step(state, real, labels,
-                                                                 latents[i], alphas[i])
+            state, (d_loss, step_gp, wasserstein) = self._critic_step(
+                state, real, labels, latents[i], alphas[i], penalize=i % self.model.gp_every == 0)
+            gp = step_gp if step_gp is not None else gp
         # The generator is asked for the classes of the real batch (the data's balance).
         state, g_loss = self._generator_step(state, labels, latents[self.model.n_critic])
-        return state, {"d_loss": d_loss, "g_loss": g_loss, "gp": gp, "wasserstein": wasserstein}
+        # d_loss with the latest penalty, as ConditionalWGANGP.train_step logs it.
+        return state, {"d_loss": d_loss + self.model.gp_weight * gp, "g_loss": g_loss, "gp": gp,
+                       "wasserstein": wasserstein}
 
     def _train_step_random(self, state, real, labels):
         # The step's own key, from the seed's key and the step number: not a key carried from

@@ -132,7 +132,7 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     with dtype_policy(config.precision):
         try:
             model = factory(image_shape, **options)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise MriganError(f"bad option for model {config.model!r}: {exc}") from None
     d_opt, g_opt = model_class.default_optimizers()
     if config.d_learning_rate is not None:
