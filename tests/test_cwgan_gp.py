@@ -204,14 +204,16 @@ def test_save_and_load_reproduce_samples(tmp_path):
     np.testing.assert_allclose(loaded.sample(8, seed=3), model.sample(8, seed=3), atol=1e-6)
 
 
-def test_learns_a_toy_conditional_distribution():
+@pytest.mark.parametrize("gp_every", [1, 2])
+def test_learns_a_toy_conditional_distribution(gp_every):
     """Class 0 puts its square left, class 1 right, and the mask sits on the square.
 
     Measured: the fraction of each sample's bright image mass on the side its class
     demands, and the agreement between the image's bright pixels and the mask channel.
+    Also with lazy regularization (the penalty on one critic step in two).
     """
     x, y = _toy_data(256)
-    model = _small_model(n_critic=2)
+    model = _small_model(n_critic=2, gp_every=gp_every)
     # A toy problem: a faster learning rate than the MRI default, same betas.
     model.compile(keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.9),
                   keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.9), jit_compile=False)
