@@ -36,9 +36,8 @@ Images/s counts real images per generator step (``batch * steps / seconds``); ea
 warmed up first (tracing, XLA compilation) and timed inside ``fit``, from the end of one
 compiled call to the end of the next, the variants taking turns (``rounds`` times) so that
 they share the load of a busy machine; the median step over all rounds counts, the fastest
-is reported beside it. ``phases_ms`` (and
-``phases_ms_bf16``) times the pieces of one of our steps, each compiled alone without XLA,
-so the bottleneck shows: the input pipeline (per batch), one critic update without the
+is reported beside it. ``phases_ms`` (and ``phases_ms_bf16``) times the pieces of one of our
+steps, each compiled alone without XLA, so the bottleneck shows: the input pipeline (per batch), one critic update without the
 penalty, the penalty with its gradient (the nested tape: a double backward pass), and one
 generator update.
 
@@ -70,8 +69,8 @@ SETTINGS = {
     128: {"width": 8, "batch": 16, "n_critic": 3, "steps": 2},
 }
 #: The variants measured per size: every step of the way at 64 px; at 128 px the textbook
-#: step and ours with and without XLA (each XLA variant costs a compilation of tens of
-#: seconds on this CPU).
+#: step, ours with and without XLA, and the bfloat16 variants (each XLA variant costs a
+#: compilation of tens of seconds on this CPU).
 VARIANTS = {64: ("textbook", "ours_no_xla", "ours_xla", "ours_xla_spe4", "ours_bf16",
                  "ours_lazy_gp", "ours_bf16_lazy_gp"),
             128: ("textbook", "ours_no_xla", "ours_xla", "ours_bf16", "ours_bf16_lazy_gp")}
@@ -292,19 +291,17 @@ def measure_size(size: int, steps: int | None = None, phases: bool | None = None
     results: dict = {"settings": {**s, "steps": steps, "rounds": rounds,
                                   "latent_dim": LATENT_DIM}}
     reference = ours(size, s, jit=False)
+    fed = {"x": pipeline, "shuffle": False}   # ours all read the make_dataset pipeline
     builders = {
         "textbook": lambda: (textbook(reference, s), {"x": joint, "y": labels,
                                                        "batch_size": batch}, 1),
-        "ours_no_xla": lambda: (reference, {"x": pipeline, "shuffle": False}, 1),
-        "ours_xla": lambda: (ours(size, s, jit=True), {"x": pipeline, "shuffle": False}, 1),
-        "ours_xla_spe4": lambda: (ours(size, s, jit=True, steps_per_execution=4),
-                                  {"x": pipeline, "shuffle": False}, 4),
-        "ours_bf16": lambda: (ours(size, s, jit=False, precision="mixed_bfloat16"),
-                              {"x": pipeline, "shuffle": False}, 1),
-        "ours_lazy_gp": lambda: (ours(size, s, jit=False, lazy_gp=True),
-                                 {"x": pipeline, "shuffle": False}, 1),
+        "ours_no_xla": lambda: (reference, fed, 1),
+        "ours_xla": lambda: (ours(size, s, jit=True), fed, 1),
+        "ours_xla_spe4": lambda: (ours(size, s, jit=True, steps_per_execution=4), fed, 4),
+        "ours_bf16": lambda: (ours(size, s, jit=False, precision="mixed_bfloat16"), fed, 1),
+        "ours_lazy_gp": lambda: (ours(size, s, jit=False, lazy_gp=True), fed, 1),
         "ours_bf16_lazy_gp": lambda: (ours(size, s, jit=False, precision="mixed_bfloat16",
-                                           lazy_gp=True), {"x": pipeline, "shuffle": False}, 1),
+                                           lazy_gp=True), fed, 1),
     }
     variants = {name: builders[name]() for name in VARIANTS[size]}
     results.update(time_interleaved(variants, batch, steps, rounds))
