@@ -37,9 +37,9 @@ warmed up first (tracing, XLA compilation) and timed inside ``fit``, from the en
 compiled call to the end of the next, the variants taking turns (``rounds`` times) so that
 they share the load of a busy machine; the median step over all rounds counts, the fastest
 is reported beside it. ``phases_ms`` (and ``phases_ms_bf16``) times the pieces of one of our
-steps, each compiled alone without XLA, so the bottleneck shows: the input pipeline (per batch), one critic update without the
-penalty, the penalty with its gradient (the nested tape: a double backward pass), and one
-generator update.
+steps, each compiled alone without XLA, so the bottleneck shows: the input pipeline (per
+batch), one critic update without the penalty, the penalty with its gradient (the nested
+tape: a double backward pass), and one generator update.
 
 Run: ``.venv/bin/python benchmarks/train_step.py [--sizes 64 128] [--steps N]``.
 """
