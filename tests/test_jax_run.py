@@ -63,6 +63,9 @@ with open(f"{{WORK}}/killed/history.csv", "a") as f:
 cli("resumed", "--out", f"{{WORK}}/killed", "--epochs", "3", "--resume")
 
 cli("changed", "--out", f"{{WORK}}/full", "--epochs", "3", "--resume", "--n-critic", "3")
+cli("lazy", "--out", f"{{WORK}}/lazy", "--epochs", "1", "--gp-every", "2")
+cli("lazy_refused", "--out", f"{{WORK}}/lazy_refused", "--epochs", "1", "--gp-every", "3")
+results["lazy_refused_dir_exists"] = os.path.exists(f"{{WORK}}/lazy_refused")
 for option in (["--strategy", "mirrored"], ["--mixed-precision"], ["--steps-per-execution", "2"],
                ["--no-jit"]):
     cli(option[0], "--out", f"{{WORK}}/refused", "--epochs", "1", *option)
@@ -163,6 +166,22 @@ def test_changed_settings_and_tensorflow_only_options_are_refused(jax_runs):
         [message] = outcome["stderr"]
         assert message.startswith("mrigan-tf train: error: ") and option in message, message
     assert results["refused_dir_exists"] is False
+
+
+@needs_jax
+def test_lazy_regularization_reaches_the_jax_step_from_the_command_line(jax_runs):
+    work, results = jax_runs
+    assert results["lazy"]["code"] == 0, results["lazy"]
+    saved = json.loads((work / "lazy" / "config.json").read_text())
+    assert saved["backend"] == "jax" and saved["train"]["model_options"]["gp_every"] == 2
+    # The penalty is still logged every step (the latest one) and is a real, finite value.
+    rows = _history(work / "lazy")
+    assert len(rows) == 1 and float(rows[0]["gp"]) > 0 and np.isfinite(float(rows[0]["d_loss"]))
+    # 3 does not divide n_critic = 2: one line, exit 2, no run directory.
+    assert results["lazy_refused"]["code"] == 2
+    [message] = results["lazy_refused"]["stderr"]
+    assert "gp_every must divide n_critic (2)" in message, message
+    assert results["lazy_refused_dir_exists"] is False
 
 
 @needs_jax
