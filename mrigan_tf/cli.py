@@ -124,6 +124,19 @@ def _proportions(text: str) -> list[float]:
     return values
 
 
+def _synthetic_share(text: str) -> float | None:
+    if text == "proportional":
+        return None
+    try:
+        share = float(text)
+    except ValueError:
+        share = None
+    if share is None or not 0.0 < share < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1 (e.g. 0.5) or "
+                                         f"'proportional', got {text!r}")
+    return share
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from mrigan_tf.synth import write_synthetic_dataset
 
@@ -158,7 +171,8 @@ def cmd_tstr(args: argparse.Namespace) -> int:
              batch_size=args.batch_size, seed=args.seed, learning_rate=args.lr,
              augment=not args.no_augment, jit_compile=args.jit,
              model_options={"width": args.width} if args.width else None,
-             overwrite=args.overwrite, progress=not args.quiet)
+             synthetic_share=args.synthetic_share, overwrite=args.overwrite,
+             progress=not args.quiet)
     print(f"TSTR table written to {Path(args.out) / REPORT_FILE} (and tstr.json, tstr.png)")
     return 0
 
@@ -339,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=1000,
                    help="optimisation steps per U-Net (default 1000)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
+    p.add_argument("--synthetic-share", type=_synthetic_share, default=0.5, metavar="S",
+                   help="share of synthetic slices in each real + synthetic batch (default 0.5); "
+                        "'proportional' pools both sets, so each fills batches in proportion "
+                        "to its size")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
     p.add_argument("--width", type=positive_int, default=None, help="U-Net base width")

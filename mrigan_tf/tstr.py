@@ -13,9 +13,12 @@ initial weights for the same number of optimization steps with the same batch si
 
 * **real**: a fraction of the real training subjects;
 * **synthetic**: the synthetic dataset's train split only (no real slice at all);
-* **real + synthetic**: the same real subjects plus every synthetic training slice, shuffled
-  together, so each source fills the batches in proportion to its size (10,000 synthetic
-  slices next to a few hundred real ones: mostly synthetic batches).
+* **real + synthetic**: the same real subjects plus the synthetic training slices, every
+  batch half real, half synthetic (``synthetic_share``, default 0.5). Pooling the two and
+  shuffling them together (``synthetic_share=None``, ``--synthetic-share proportional``)
+  fills the batches in proportion to the sources' sizes instead: 9,000 synthetic slices
+  next to a few hundred real ones make nearly all-synthetic batches, and the U-Net learns
+  the synthetic distribution rather than the real one.
 
 The real arms are repeated at several fractions of the real training *subjects* (default
 10%, 25%, 100%): synthetic data matters most when real data is scarce. All arms are scored by
@@ -57,9 +60,12 @@ from mrigan_tf.data.contract import PreparedDataset, load_dataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.progress import progress_bar
 from mrigan_tf.training.segmentation import (SegmentationConfig, build_segmenter,
-                                             evaluate_segmentation, fit_unet)
+                                             evaluate_segmentation, fit_unet,
+                                             synthetic_rows_per_batch)
 
 DEFAULT_FRACTIONS = (0.1, 0.25, 1.0)
+#: Share of synthetic slices in each batch of the real + synthetic arm (None: pooled).
+DEFAULT_SYNTHETIC_SHARE = 0.5
 ARMS = ("real", "synthetic", "real+synthetic")
 RESULTS_FILE = "tstr.json"
 REPORT_FILE = "tstr.md"
@@ -150,18 +156,23 @@ def run_tstr(real: str | os.PathLike | PreparedDataset,
              out_dir: str | os.PathLike, fractions: Sequence[float] = DEFAULT_FRACTIONS,
              steps: int = 1000, batch_size: int = 32, seed: int = 0,
              learning_rate: float = 1e-3, augment: bool = True, jit_compile: bool | None = None,
-             model_options: dict[str, Any] | None = None, overwrite: bool = False,
+             model_options: dict[str, Any] | None = None,
+             synthetic_share: float | None = DEFAULT_SYNTHETIC_SHARE, overwrite: bool = False,
              progress: bool = True, verbose: int = 0) -> dict[str, Any]:
     """Run the TSTR experiment; write ``tstr.json``, ``tstr.md`` and ``tstr.png`` to ``out_dir``.
 
     ``real`` needs train and test splits; ``synthetic`` trains on its train split. Every arm
-    trains for exactly ``steps`` steps of ``batch_size`` slices. Returns the results dict
-    (what ``tstr.json`` holds). The output directory appears complete or not at all.
+    trains for exactly ``steps`` steps of ``batch_size`` slices. ``synthetic_share`` is the
+    share of synthetic slices in each real + synthetic batch (``None``: the two sets pooled,
+    each filling batches in proportion to its size). Returns the results dict (what
+    ``tstr.json`` holds). The output directory appears complete or not at all.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise DataError(out_dir, "output already exists; choose another --out or pass --overwrite")
     fractions = _parse_fractions(fractions)
+    if synthetic_share is not None:
+        synthetic_rows_per_batch(batch_size, synthetic_share)   # refuse a bad share up front
     real_ds, real_where = _load(real)
     synth_ds, synth_where = _load(synthetic)
     if synth_ds.image_size != real_ds.image_size:
@@ -183,11 +194,14 @@ def run_tstr(real: str | os.PathLike | PreparedDataset,
                                 jit_compile=jit_compile, augment=augment,
                                 model_options=dict(model_options or {}))
 
-    def train_and_score(train: PreparedDataset) -> tuple[int, dict[str, Any]]:
+    def train_and_score(train: PreparedDataset,
+                        mixed_in: PreparedDataset | None = None) -> tuple[int, dict[str, Any]]:
         # Every arm: the same initial weights (build_segmenter seeds them), steps, batch size.
         model = build_segmenter(config, real_ds.image_size)
+        mix = {} if mixed_in is None else {"synthetic": mixed_in,
+                                           "synthetic_share": synthetic_share}
         fit_unet(model, train, epochs=1, steps_per_epoch=steps, batch_size=batch_size,
-                 seed=seed, augment=augment, verbose=verbose)
+                 seed=seed, augment=augment, verbose=verbose, **mix)
         steps_done = int(model.optimizer.iterations.numpy())
         return steps_done, evaluate_segmentation(model, test, split=None)
 
@@ -200,17 +214,21 @@ def run_tstr(real: str | os.PathLike | PreparedDataset,
     bar.update(1)
     for f in fractions:
         real_part = subjects_subset(real_ds, subsets[f])
-        both = combine(real_part, synth_train)
-        for arm, train, synth_part in (("real", real_part, None),
-                                       ("real+synthetic", both, synth_train)):
-            done, scores = train_and_score(train)
-            rows.append(_row(arm, f, real_part, synth_part, done, scores))
-            bar.update(1)
+        done, scores = train_and_score(real_part)
+        rows.append(_row("real", f, real_part, None, done, scores))
+        bar.update(1)
+        if synthetic_share is None:
+            done, scores = train_and_score(combine(real_part, synth_train))
+        else:
+            done, scores = train_and_score(real_part, mixed_in=synth_train)
+        rows.append(_row("real+synthetic", f, real_part, synth_train, done, scores))
+        bar.update(1)
     bar.close()
 
     results = {
         "settings": {"fractions": fractions, "steps": steps, "batch_size": batch_size,
                      "seed": seed, "learning_rate": learning_rate, "augment": augment,
+                     "synthetic_share": synthetic_share,
                      "model_options": dict(model_options or {})},
         "real": {"path": real_where, "source": real_ds.meta.get("source"),
                  "train_subjects": len(subject_classes(real_ds)),
@@ -256,6 +274,16 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _mix_sentence(settings: dict[str, Any]) -> str:
+    share = settings.get("synthetic_share")
+    if share is None:
+        return ("The real + synthetic arm pools both sets, so each fills the batches in "
+                "proportion to its size.")
+    n = synthetic_rows_per_batch(settings["batch_size"], share)
+    return (f"Every batch of the real + synthetic arm holds {n} synthetic and "
+            f"{settings['batch_size'] - n} real slices.")
+
+
 def markdown_report(results: dict[str, Any]) -> str:
     """The table as Markdown, with the reading and the caveats."""
     s, real, synth = results["settings"], results["real"], results["synthetic"]
@@ -264,7 +292,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         f"U-Nets trained for {s['steps']} steps of {s['batch_size']} slices each "
         f"(seed {s['seed']}, same initial weights), scored on the {len(real['test_subjects'])} real test subject(s) "
         f"({real['test_slices']} slices) of `{real['path']}`. Synthetic slices: "
-        f"{synth['train_slices']} from `{synth['path']}`.", "",
+        f"{synth['train_slices']} from `{synth['path']}`. {_mix_sentence(s)}", "",
         "| arm | real fraction | real subjects | real slices | synthetic slices | "
         "slice Dice | slice IoU | subject Dice (3-D) | healthy-slice FP rate |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",

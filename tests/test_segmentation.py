@@ -13,8 +13,10 @@ from conftest import build_squares_dataset
 from mrigan_tf.data.contract import PreparedDataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.training.segmentation import (SegmentationConfig, default_depth, dice_iou,
-                                             evaluate_segmentation, load_unet_run,
-                                             overlap_counts, segmentation_batches, train_unet)
+                                             evaluate_segmentation, fit_unet, load_unet_run,
+                                             mixed_segmentation_batches, overlap_counts,
+                                             segmentation_batches, synthetic_rows_per_batch,
+                                             train_unet)
 
 TINY_UNET = {"width": 8}
 
@@ -139,6 +141,56 @@ def test_flips_move_image_and_mask_together_and_are_deterministic():
     originals = {data.images[i].tobytes() for i in range(len(data))}
     flipped = [img for x, _ in first for img in x if img.tobytes() not in originals]
     assert flipped and all(img[:, ::-1].tobytes() in originals for img in flipped)
+
+
+def _constant_dataset(n: int, value: float, name: str) -> PreparedDataset:
+    """``n`` slices whose image is ``value`` everywhere (a source tag) and whose mask marks
+    the left half (so a flip shows, and must show in image and mask alike)."""
+    images = np.full((n, 8, 8, 1), value, np.float32)
+    images[:, :, :4] += 0.25
+    masks = np.zeros((n, 8, 8, 1), np.uint8)
+    masks[:, :, :4] = 1
+    return PreparedDataset(images, masks, np.ones(n, np.int32),
+                           np.asarray([f"{name}-{i}" for i in range(n)]),
+                           np.full(n, "train"), {"class_names": ["healthy", "tumor"]})
+
+
+@pytest.mark.parametrize("share, batch, n_synthetic", [(0.5, 8, 4), (0.25, 8, 2), (0.9, 10, 9)])
+def test_mixed_batches_hold_exactly_the_synthetic_share(share, batch, n_synthetic):
+    real = _constant_dataset(3, -0.5, "real")          # fewer real slices than a batch
+    synthetic = _constant_dataset(50, 0.5, "synthetic")
+    stream = mixed_segmentation_batches(real, synthetic, share, batch, seed=0, augment=True)
+    batches = [(x.numpy(), y.numpy()) for x, y in stream.take(12)]
+    flipped = 0
+    for x, y in batches:
+        assert x.shape == (batch, 8, 8, 1) and y.shape == (batch, 8, 8, 1)
+        base = x.min(axis=(1, 2, 3))
+        assert int(np.sum(np.isclose(base, 0.5))) == n_synthetic
+        assert int(np.sum(np.isclose(base, -0.5))) == batch - n_synthetic
+        # Flipped or not, the mask still marks the brighter half of its own image.
+        np.testing.assert_array_equal(y, (x > base[:, None, None, None] + 0.1).astype(np.float32))
+        flipped += int(np.sum(y[:, 0, -1, 0] == 1))
+    assert 0 < flipped < 12 * batch
+    again = [(x.numpy(), y.numpy()) for x, y in
+             mixed_segmentation_batches(real, synthetic, share, batch, seed=0,
+                                        augment=True).take(12)]
+    for (x, y), (x2, y2) in zip(batches, again):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+
+
+def test_a_share_that_leaves_a_source_out_of_every_batch_is_refused():
+    assert synthetic_rows_per_batch(32, 0.5) == 16
+    assert synthetic_rows_per_batch(3, 0.5) == 2        # rounds half up, both sources kept
+    for batch, share in ((8, 0.05), (8, 0.97), (1, 0.5)):
+        with pytest.raises(MriganError, match="every batch must hold both sources"):
+            synthetic_rows_per_batch(batch, share)
+    for share in (0.0, 1.0, -0.2):
+        with pytest.raises(MriganError, match="strictly between 0 and 1"):
+            synthetic_rows_per_batch(8, share)
+    data = _constant_dataset(4, 0.0, "real")
+    with pytest.raises(MriganError, match="or neither"):
+        fit_unet(None, data, 1, 1, synthetic=data)
 
 
 def test_training_stream_accepts_fewer_slices_than_a_batch():

@@ -13,6 +13,7 @@ import pytest
 from conftest import build_squares_dataset
 
 import mrigan_tf.tstr as tstr
+from mrigan_tf import cli
 from mrigan_tf.data.contract import PreparedDataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.tstr import (combine, run_tstr, select_subjects, subject_classes,
@@ -88,9 +89,13 @@ def tstr_result(tmp_path_factory):
     fit = tstr.fit_unet
 
     def recording_fit(model, train, epochs, steps_per_epoch, batch_size=32, **kwargs):
-        calls.append({"subjects": train.subjects.copy(), "images": train.images.copy(),
-                      "split": train.split.copy(), "epochs": epochs,
-                      "steps_per_epoch": steps_per_epoch, "batch_size": batch_size})
+        # Everything the arm trains on: its own slices and those mixed into its batches.
+        seen = train if kwargs.get("synthetic") is None else combine(train, kwargs["synthetic"])
+        calls.append({"subjects": seen.subjects.copy(), "images": seen.images.copy(),
+                      "split": seen.split.copy(), "epochs": epochs,
+                      "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
+                      "own_subjects": train.subjects.copy(),
+                      "synthetic_share": kwargs.get("synthetic_share")})
         return fit(model, train, epochs, steps_per_epoch, batch_size=batch_size, **kwargs)
 
     out = tmp_path_factory.mktemp("tstr") / "out"
@@ -117,9 +122,42 @@ def test_tstr_writes_table_report_and_plot(tstr_result):
             assert r[key] is None or 0.0 <= r[key] <= 1.0
     assert results["real"]["test_subjects"] == ["toy-0"]
     assert set(results["summary"]["gain_from_synthetic"]) == {"0.2", "1.0"}
+    assert results["settings"]["synthetic_share"] == 0.5
     report = (out / "tstr.md").read_text()
     assert report.count("\n| ") == 1 + len(rows)           # header + one line per arm
     assert "80-90%" in report and "data/real" in report
+    assert "holds 4 synthetic and 4 real slices" in report
+
+
+def test_real_plus_synthetic_batches_hold_the_chosen_share(tstr_result):
+    _, results, calls = tstr_result
+    for call, row in zip(calls, results["rows"]):
+        if row["arm"] == "real+synthetic":
+            # The real subset is the arm's own data; the synthetic set is mixed in at 0.5.
+            assert call["synthetic_share"] == 0.5
+            assert all(s.startswith("toy-") for s in call["own_subjects"].tolist())
+        else:
+            assert call["synthetic_share"] is None
+
+
+def test_proportional_mix_pools_both_sets(tmp_path, monkeypatch):
+    calls = []
+    fit = tstr.fit_unet
+
+    def recording_fit(model, train, epochs, steps_per_epoch, **kwargs):
+        calls.append((train.subjects.copy(), kwargs.get("synthetic")))
+        return fit(model, train, epochs, steps_per_epoch, **kwargs)
+
+    monkeypatch.setattr(tstr, "fit_unet", recording_fit)
+    results = run_tstr(build_real(), build_synthetic(), tmp_path / "pooled", fractions=(1.0,),
+                       synthetic_share=None, **SETTINGS)
+    arms = [r["arm"] for r in results["rows"]]
+    pooled_subjects, mixed_in = calls[arms.index("real+synthetic")]
+    assert mixed_in is None
+    assert sum(s.startswith("synthetic-") for s in pooled_subjects.tolist()) == 21
+    assert sum(s.startswith("toy-") for s in pooled_subjects.tolist()) == 32
+    assert results["settings"]["synthetic_share"] is None
+    assert "in proportion to its size" in (tmp_path / "pooled" / "tstr.md").read_text()
 
 
 def test_every_arm_gets_the_same_budget(tstr_result):
@@ -177,4 +215,29 @@ def test_tstr_refuses_bad_inputs_before_training(tmp_path, tstr_result):
     leaky.split[:] = "train"
     with pytest.raises(DataError, match="real test subjects"):
         run_tstr(real, leaky, tmp_path / "d", **SETTINGS)
+    # A share that leaves one source out of every batch of 8 (0.05 * 8 rounds to 0).
+    with pytest.raises(MriganError, match="rounds to 0 synthetic slices"):
+        run_tstr(real, synth, tmp_path / "e", synthetic_share=0.05, **SETTINGS)
     assert not (tmp_path / "a").exists() and not (tmp_path / "d").exists()
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("share", ["0", "1", "1.5", "half"])
+def test_cli_refuses_a_bad_synthetic_share(tmp_path, capsys, share):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["tstr", "--real", str(tmp_path), "--synthetic", str(tmp_path),
+                  "--out", str(tmp_path / "out"), "--synthetic-share", share])
+    assert exit_info.value.code == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_passes_the_synthetic_share(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(tstr, "run_tstr", lambda *a, **k: seen.update(k))
+    for text, expected in (("0.25", 0.25), ("proportional", None)):
+        assert cli.main(["tstr", "--real", "r", "--synthetic", "s", "--out", str(tmp_path),
+                         "--synthetic-share", text]) == 0
+        assert seen["synthetic_share"] == expected
+    cli.main(["tstr", "--real", "r", "--synthetic", "s", "--out", str(tmp_path)])
+    assert seen["synthetic_share"] == tstr.DEFAULT_SYNTHETIC_SHARE

@@ -157,6 +157,13 @@ def flip_pairs(images: tf.Tensor, masks: tf.Tensor, seed: int, batch_number: tf.
             tf.where(flip, tf.reverse(masks, axis=[2]), masks))
 
 
+def with_flips(stream: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """``stream`` of (image, mask) batches with ``flip_pairs`` applied, keyed by batch number."""
+    return tf.data.Dataset.zip((stream, tf.data.Dataset.counter())).map(
+        lambda pair, step: flip_pairs(pair[0], pair[1], seed, step),
+        num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def segmentation_batches(data: PreparedDataset, batch_size: int, seed: int = 0,
                          training: bool = True, augment: bool = False) -> tf.data.Dataset:
     """(image, mask) batches of every slice of ``data``.
@@ -171,21 +178,74 @@ def segmentation_batches(data: PreparedDataset, batch_size: int, seed: int = 0,
                       shuffle=training, seed=seed, repeat=training, drop_remainder=False,
                       cache=False)
     if training and augment:
-        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter())).map(
-            lambda pair, step: flip_pairs(pair[0], pair[1], seed, step),
-            num_parallel_calls=tf.data.AUTOTUNE)
+        ds = with_flips(ds, seed)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def synthetic_rows_per_batch(batch_size: int, synthetic_share: float) -> int:
+    """How many of ``batch_size`` slices come from the synthetic set; at least one of each.
+
+    A share that rounds to a batch of one source only is refused: it would silently train
+    on real or synthetic slices alone.
+    """
+    if not 0.0 < synthetic_share < 1.0:
+        raise MriganError(f"the synthetic share of a batch must lie strictly between 0 and 1, "
+                          f"got {synthetic_share}")
+    n_synthetic = int(math.floor(synthetic_share * batch_size + 0.5))
+    if not 0 < n_synthetic < batch_size:
+        raise MriganError(f"a synthetic share of {synthetic_share:g} of a batch of {batch_size} "
+                          f"rounds to {n_synthetic} synthetic slices: every batch must hold "
+                          "both sources; use a larger batch or another share")
+    return n_synthetic
+
+
+def mixed_segmentation_batches(real: PreparedDataset, synthetic: PreparedDataset,
+                               synthetic_share: float, batch_size: int, seed: int = 0,
+                               augment: bool = False) -> tf.data.Dataset:
+    """Training batches holding a fixed share of synthetic slices, the rest real.
+
+    Pooling a few hundred real slices with 10,000 synthetic ones fills the batches in
+    proportion to the sources' sizes, so the real slices all but vanish; a fixed share
+    per batch (as GAN-augmentation studies mix them) keeps both in view whatever their
+    sizes. Each source is shuffled and repeated on its own, so every batch holds exactly
+    ``synthetic_rows_per_batch(batch_size, synthetic_share)`` synthetic slices.
+    """
+    n_synthetic = synthetic_rows_per_batch(batch_size, synthetic_share)
+
+    def source(data: PreparedDataset, rows: int, source_seed: int) -> tf.data.Dataset:
+        return make_dataset(data, split=None, batch_size=rows, output="segmentation",
+                            shuffle=True, seed=source_seed, repeat=True, drop_remainder=False,
+                            cache=False)
+
+    ds = tf.data.Dataset.zip((source(real, batch_size - n_synthetic, seed),
+                              source(synthetic, n_synthetic, seed + 1)))
+    ds = ds.map(lambda r, s: (tf.concat([r[0], s[0]], axis=0), tf.concat([r[1], s[1]], axis=0)),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        ds = with_flips(ds, seed)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def fit_unet(model: keras.Model, train: PreparedDataset, epochs: int, steps_per_epoch: int,
              batch_size: int = 32, seed: int = 0, augment: bool = False,
              val: PreparedDataset | None = None, callbacks: list | None = None,
-             verbose: int | str = "auto") -> keras.callbacks.History:
+             verbose: int | str = "auto", synthetic: PreparedDataset | None = None,
+             synthetic_share: float | None = None) -> keras.callbacks.History:
     """``model.fit`` on every slice of ``train`` for exactly ``epochs * steps_per_epoch`` steps.
 
+    ``synthetic`` with ``synthetic_share``: every batch holds that share of synthetic slices,
+    the rest from ``train`` (``mixed_segmentation_batches``). To pool two sets in proportion
+    to their sizes instead, pass them combined as ``train``.
     ``val`` (optional) is scored after each epoch; it never influences the weights.
     """
-    stream = segmentation_batches(train, batch_size, seed=seed, training=True, augment=augment)
+    if (synthetic is None) != (synthetic_share is None):
+        raise MriganError("give both a synthetic dataset and its share of each batch, or neither")
+    if synthetic is None:
+        stream = segmentation_batches(train, batch_size, seed=seed, training=True,
+                                      augment=augment)
+    else:
+        stream = mixed_segmentation_batches(train, synthetic, synthetic_share, batch_size,
+                                            seed=seed, augment=augment)
     validation = (segmentation_batches(val, batch_size, training=False)
                   if val is not None and len(val) else None)
     # shuffle=False: the stream is already shuffled (fit's own flag only applies to arrays).
