@@ -211,14 +211,10 @@ def mixed_segmentation_batches(real: PreparedDataset, synthetic: PreparedDataset
     ``synthetic_rows_per_batch(batch_size, synthetic_share)`` synthetic slices.
     """
     n_synthetic = synthetic_rows_per_batch(batch_size, synthetic_share)
-
-    def source(data: PreparedDataset, rows: int, source_seed: int) -> tf.data.Dataset:
-        return make_dataset(data, split=None, batch_size=rows, output="segmentation",
-                            shuffle=True, seed=source_seed, repeat=True, drop_remainder=False,
-                            cache=False)
-
-    ds = tf.data.Dataset.zip((source(real, batch_size - n_synthetic, seed),
-                              source(synthetic, n_synthetic, seed + 1)))
+    # Flips come after the two parts are joined, keyed by the mixed batch's number.
+    ds = tf.data.Dataset.zip((
+        segmentation_batches(real, batch_size - n_synthetic, seed=seed, training=True),
+        segmentation_batches(synthetic, n_synthetic, seed=seed + 1, training=True)))
     ds = ds.map(lambda r, s: (tf.concat([r[0], s[0]], axis=0), tf.concat([r[1], s[1]], axis=0)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
