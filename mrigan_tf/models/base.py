@@ -1,6 +1,6 @@
 """
 Title: What every GAN has in common
-Description: two players, two optimizers, loss trackers, fixed-noise samples, a config.
+Description: two players, two optimizers, the training step's shape, loss trackers, samples.
 
 A generative adversarial network (Goodfellow et al., 2014) is a game between two networks.
 The generator ``G`` maps latent noise ``z ~ N(0, I)`` to an image; the discriminator ``D``
@@ -10,8 +10,22 @@ own loss and its own optimizer, and training alternates their updates:
     max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]          (the discriminator)
     min_G  E_z[log(1 - D(G(z)))]                           (the generator)
 
-The families differ only in the losses and in the players' architectures, so everything
-else lives here, once:
+The families differ only in their losses and in the players' architectures, so a family
+writes just those: ``discriminator_loss(real, fake, labels, alpha)`` and
+``generator_loss(real, fake, labels)``, in ``keras.ops`` (``mrigan_tf.models.losses``). The
+step that calls them has the same shape for all of them, and lives here, once:
+
+    repeat n_critic times:   z ~ N(0, I);  fake = G(z)          (a constant for D)
+                             loss_D = discriminator_loss(real, fake)   -> update D
+    z ~ N(0, I);  loss_G = generator_loss(real, G(z))                  -> update G
+
+``train_step`` runs it with ``tf.GradientTape``; ``mrigan_tf.training.jax_trainer`` runs the
+*same two loss methods* under ``jax.value_and_grad``. What differs between the backends is the
+gradient machinery only, in three hooks here: ``apply_gradients`` (loss scaling, replicas,
+dense gradients), ``input_gradients`` (the gradient of the scores w.r.t. the input, for the
+gradient penalty and R1) and the noise (``draw_latent``, ``draw_interpolation_weights``).
+
+Also here, once:
 
 * ``compile(d_optimizer, g_optimizer, jit_compile=...)`` takes one optimizer per player and
   *builds* both, so that ``BackupAndRestore`` and ``.weights.h5`` / ``.keras`` checkpoints find
@@ -26,12 +40,10 @@ else lives here, once:
   ``keras.saving.serialize_keras_object``, so a ``.keras`` file round trips;
 * ``call(latent)`` runs the generator, so ``model(z)`` and ``model.predict(z)`` work.
 
-Subclasses set ``METRIC_NAMES`` and write ``train_step`` with ``tf.GradientTape``.
-
 TensorFlow is imported the first time a TensorFlow step (or helper) uses ``tf``, not when
-this module is: the players and ``sample`` are plain Keras, so the Keras-JAX path
-(``KERAS_BACKEND=jax``, ``mrigan_tf.training.jax_cwgan_gp``) builds and samples these models
-on a machine without TensorFlow.
+this module is: the players, the losses and ``sample`` are plain Keras, so the Keras-JAX path
+(``KERAS_BACKEND=jax``) builds, trains and samples these models on a machine without
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -40,8 +52,10 @@ from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
 
 from mrigan_tf.lazy_tensorflow import tf
+from mrigan_tf.models.mixed_precision import computes_in_float16, current_loss_scale, loss_scaled
 
 
 #: Batch norm with global-batch statistics under ``tf.distribute`` (what makes two replicas
@@ -76,15 +90,19 @@ def check_image_shape(image_shape: tuple[int, ...], min_size: int = 4) -> tuple[
     return height, width, channels
 
 
-def real_images(data: Any) -> tf.Tensor:
-    """The images of a batch: ``fit`` hands over ``(images, labels)``; labels are ignored."""
+def unpack_batch(data: Any) -> tuple[Any, Any]:
+    """``(images, labels)`` of a batch: ``fit`` hands over ``(images, labels)``; a batch of
+    images alone has ``None`` labels (the unconditional families ignore them anyway)."""
     if isinstance(data, (tuple, list)):
-        return data[0]
-    return data
+        return data[0], (data[1] if len(data) > 1 else None)
+    return data, None
 
 
 def num_replicas() -> int:
-    """How many replicas share the global batch (1 outside ``tf.distribute``)."""
+    """How many replicas share the global batch (1 outside ``tf.distribute``; always 1 on
+    backends other than TensorFlow, which train on one device here)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
     return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
 
@@ -126,6 +144,8 @@ def gather_replicas(values: tf.Tensor) -> tf.Tensor:
 
 def _across_workers() -> bool:
     """Whether training runs under a MultiWorkerMirroredStrategy with several workers."""
+    if keras.backend.backend() != "tensorflow":
+        return False
     strategy = tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
@@ -177,6 +197,8 @@ class BaseGAN(keras.Model):
         self.latent_dim = int(latent_dim)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        #: A DiffAugment layer applied before the discriminator (``augment``), or None.
+        self.augmenter = None
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.METRIC_NAMES}
         self.d_optimizer: keras.optimizers.Optimizer | None = None
         self.g_optimizer: keras.optimizers.Optimizer | None = None
@@ -209,8 +231,6 @@ class BaseGAN(keras.Model):
         when a player computes in float16 (built under ``mixed_float16``); see
         ``mrigan_tf.training.mixed_precision``.
         """
-        from mrigan_tf.training.mixed_precision import computes_in_float16, loss_scaled
-
         if jit_compile is None:
             jit_compile = self.default_jit_compile()
         default_d, default_g = self.default_optimizers()
@@ -283,9 +303,82 @@ class BaseGAN(keras.Model):
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
-    # ## Noise and samples
+    # ## What a family writes: its losses (keras.ops, both backends)
 
-    def draw_latent(self, batch_size: int | tf.Tensor) -> tf.Tensor:
+    #: Discriminator updates per generator update (the WGANs train their critic more).
+    n_critic: int = 1
+
+    def discriminator_loss(self, real, fake, labels, alpha) -> tuple[Any, dict[str, Any]]:
+        """``(loss, logs)`` of one discriminator update; ``fake`` is a constant batch.
+
+        ``alpha``: interpolation weights, shape (B, 1, 1, 1), on the updates where
+        ``penalizes`` is true (the gradient penalty's), else ``None``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define discriminator_loss")
+
+    def generator_loss(self, real, fake, labels) -> tuple[Any, dict[str, Any]]:
+        """``(loss, logs)`` of one generator update; ``fake = G(z)`` is differentiable."""
+        raise NotImplementedError(f"{type(self).__name__} must define generator_loss")
+
+    def penalizes(self, critic_update: int) -> bool:
+        """Whether critic update ``critic_update`` (0 .. n_critic - 1) of a step draws
+        interpolation weights for a gradient penalty. None here."""
+        return False
+
+    def constrain_discriminator(self) -> None:
+        """Called after every discriminator update (the WGAN clips its weights here)."""
+
+    def finish_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
+        """The step's logs from the last discriminator update's and the generator's."""
+        return logs
+
+    # ## The players, as the losses call them
+
+    def generate(self, latent, labels=None, training: bool = True):
+        """``G(z)`` (the conditional families also pass the labels)."""
+        return self.generator(latent, training=training)
+
+    def discriminate(self, images, labels=None):
+        """``D(x)`` in training mode, in float32 (a float16 batch mean overflows)."""
+        return ops.cast(self.discriminator(images, training=True), "float32")
+
+    def augment(self, images):
+        """DiffAugment ``images`` when the family has an augmenter; else ``images``.
+
+        Under ``tf.distribute``, each replica takes its share of the global batch's random
+        transformations (the replicas' seed state is mirrored, so drawing per replica would
+        transform every replica's slice alike).
+        """
+        if self.augmenter is None or not self.augmenter.policy:
+            return images
+        if num_replicas() == 1:
+            return self.augmenter(images)
+        return replica_rows(self.augmenter(gather_replicas(images)), tf.shape(images)[0])
+
+    def input_gradients(self, images, labels=None):
+        """The gradient of ``D``'s score w.r.t. each sample of ``images``, in float32.
+
+        The critic scores each sample on its own, so the gradient of the *sum* of the
+        scores gives every per-sample gradient at once. The gradient penalty and R1 are
+        functions of it (``mrigan_tf.models.losses``). Under mixed precision the scores are
+        multiplied by the loss scale before differentiating and the gradient divided by it
+        after: it runs back through float16 layers like any other gradient.
+        """
+        if keras.backend.backend() == "jax":
+            return _jax_input_gradients(self, images, labels)
+        images = tf.cast(images, tf.float32)
+        scale = current_loss_scale(self.d_optimizer) if self.d_optimizer is not None else None
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            scores = self.discriminate(images, labels)
+            if scale is not None:
+                scores = scores * tf.cast(scale, tf.float32)
+        grads = tf.cast(tape.gradient(scores, images), tf.float32)
+        return grads if scale is None else grads / tf.cast(scale, tf.float32)
+
+    # ## Noise
+
+    def draw_latent(self, batch_size):
         """Fresh latent noise for a training step, from the model's seed generator.
 
         ``batch_size`` is this replica's batch; the noise is drawn for the global batch and
@@ -293,14 +386,62 @@ class BaseGAN(keras.Model):
         """
         latent = keras.random.normal((batch_size * num_replicas(), self.latent_dim),
                                      seed=self.seed_generator)
-        return replica_rows(latent, batch_size)
+        return latent if num_replicas() == 1 else replica_rows(latent, batch_size)
+
+    def draw_interpolation_weights(self, batch_size):
+        """alpha ~ U[0, 1], one per sample, shape (batch_size, 1, 1, 1) (replica-aware)."""
+        alpha = keras.random.uniform((batch_size * num_replicas(), 1, 1, 1), 0.0, 1.0,
+                                     seed=self.seed_generator)
+        return alpha if num_replicas() == 1 else replica_rows(alpha, batch_size)
+
+    # ## The training step (TensorFlow): the same for every family
+
+    def train_step(self, data):
+        real, labels = unpack_batch(data)
+        logs = {}
+        # The critic updates are unrolled into one graph (n_critic is small): one compiled
+        # function per training step. Each reuses the real batch with fresh noise.
+        for update in range(self.n_critic):
+            logs.update(self.discriminator_step(real, labels, self.penalizes(update)))
+        logs.update(self.generator_step(real, labels))
+        return self.record(**self.finish_logs(logs))
+
+    def discriminator_step(self, real, labels, penalize: bool = False) -> dict[str, Any]:
+        batch_size = ops.shape(real)[0]
+        latent = self.draw_latent(batch_size)
+        alpha = self.draw_interpolation_weights(batch_size) if penalize else None
+        # The fake batch is a constant for the discriminator: no need to record G.
+        fake = ops.stop_gradient(self.generate(latent, labels, training=True))
+        with tf.GradientTape() as tape:
+            loss, logs = self.discriminator_loss(real, fake, labels, alpha)
+        self.apply_gradients(tape, loss, self.d_optimizer, self.discriminator.trainable_variables)
+        self.constrain_discriminator()
+        return logs
+
+    def generator_step(self, real, labels) -> dict[str, Any]:
+        latent = self.draw_latent(ops.shape(real)[0])
+        with tf.GradientTape() as tape:
+            fake = self.generate(latent, labels, training=True)
+            loss, logs = self.generator_loss(real, fake, labels)
+        self.apply_gradients(tape, loss, self.g_optimizer, self.generator.trainable_variables)
+        return logs
 
     @staticmethod
-    def scale_loss(loss: tf.Tensor, optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
-        """``loss`` made ready for ``tape.gradient``: divided among the replicas
-        (``per_replica``) and multiplied by ``optimizer``'s loss scale (mixed precision;
-        ``optimizer.apply_gradients`` divides it out again). Call it inside the tape."""
-        return optimizer.scale_loss(per_replica(loss))
+    def apply_gradients(tape, loss, optimizer: keras.optimizers.Optimizer, variables) -> None:
+        """One optimizer update of ``variables`` down the gradient of ``loss``.
+
+        The bookkeeping the lesson does not teach: under ``tf.distribute`` the loss is
+        divided among the replicas (``per_replica``: the optimizer sums their gradients);
+        under mixed precision it is multiplied by the optimizer's loss scale (which
+        ``apply_gradients`` divides out again); sparse gradients are made dense
+        (``dense_gradients``). The tape is entered again so that it records the scaling.
+        """
+        with tape:
+            scaled = optimizer.scale_loss(per_replica(loss))
+        grads = dense_gradients(tape.gradient(scaled, variables))
+        optimizer.apply_gradients(zip(grads, variables))
+
+    # ## Samples
 
     def call(self, latent, training: bool = False):
         return self.generator(latent, training=training)
@@ -343,3 +484,23 @@ class BaseGAN(keras.Model):
             config[player] = keras.saving.deserialize_keras_object(
                 config[player], custom_objects=custom_objects)
         return cls(**config)
+
+
+def _jax_input_gradients(model: BaseGAN, images, labels):
+    """``input_gradients`` on JAX: ``jax.grad`` of the summed scores w.r.t. the input.
+
+    Inside the JAX trainer the weights are traced values held by a ``keras.StatelessScope``;
+    the inner scope here maps the discriminator's variables to those same values, so that
+    a state update inside the inner trace (batch-norm statistics) is dropped there instead
+    of leaking a tracer into the outer step.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    mapping = [(v, v.value) for v in model.discriminator.variables]
+
+    def summed_scores(x):
+        with keras.StatelessScope(state_mapping=mapping):
+            return jnp.sum(model.discriminate(x, labels))
+
+    return jax.grad(summed_scores)(ops.cast(images, "float32"))

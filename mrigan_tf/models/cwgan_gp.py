@@ -38,8 +38,10 @@ The critic must not use batch normalization (the penalty is per sample; batch no
 samples), so it uses layer normalization or none. The class enters the critic as a
 *projection* (Miyato & Koyama, 2018): ``D(x, y) = w . phi(x) + embed(y) . phi(x)``.
 
-Architectures use only ``keras.layers`` / ``keras.ops``, so they run on every Keras backend;
-the ``train_step`` below is the TensorFlow lesson (``tf.GradientTape``).
+Architectures and losses use only ``keras.layers`` / ``keras.ops``, so they run on every
+Keras backend. The model writes its two losses (``discriminator_loss``, ``generator_loss``);
+the step around them is ``BaseGAN.train_step`` on TensorFlow and
+``mrigan_tf.training.jax_trainer`` on JAX.
 """
 
 from __future__ import annotations
@@ -51,15 +53,11 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-# ``tf`` is TensorFlow, imported when a train step first runs (see models/base.py): the
-# players build, and the JAX step trains them, on a machine without TensorFlow.
 from mrigan_tf.models.base import (SYNCHRONIZED_BATCH_NORM, BaseGAN, check_image_shape,
-                                   dense_gradients, gather_replicas, latent_noise, num_replicas,
-                                   replica_rows, tf)
-from mrigan_tf.training.diffaugment import DiffAugment
-from mrigan_tf.training.mixed_precision import current_loss_scale
-
-GP_EPSILON = 1e-12
+                                   latent_noise)
+from mrigan_tf.models.diffaugment import DiffAugment
+from mrigan_tf.models.losses import (drift_penalty, gradient_penalty, interpolate,
+                                     wasserstein_critic_loss, wasserstein_generator_loss)
 
 
 # ## The generator: latent + class -> (image, mask)
@@ -127,35 +125,6 @@ def build_conditional_critic(image_size: int = 64, channels: int = 2, num_classe
     projection = ops.sum(embedded * features, axis=-1, keepdims=True)
     out = layers.Add(dtype="float32", name="score")([score, projection])
     return keras.Model([image, label], out, name=name)
-
-
-# ## The gradient penalty
-
-def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor, labels: tf.Tensor,
-                     alpha: tf.Tensor, loss_scale: tf.Tensor | float | None = None) -> tf.Tensor:
-    """E[(||grad D(x_hat, y)||_2 - 1)^2] on x_hat = alpha * real + (1 - alpha) * fake.
-
-    ``alpha`` has shape (B, 1, 1, 1), one weight per sample. Computed in float32 even under
-    mixed precision: the squared gradient norm underflows in float16.
-
-    ``loss_scale`` (mixed precision): the inner gradient runs backwards through the critic's
-    float16 layers like any other, so its small values would flush to zero; the scores are
-    multiplied by the loss scale before ``tape.gradient`` and the gradient divided by it
-    after, in float32. ``None``: no scaling (float32 critics).
-    """
-    real = tf.cast(real, tf.float32)
-    fake = tf.cast(fake, tf.float32)
-    x_hat = alpha * real + (1.0 - alpha) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        scores = tf.cast(critic([x_hat, labels], training=True), tf.float32)
-        if loss_scale is not None:
-            scores = scores * tf.cast(loss_scale, tf.float32)
-    grads = tf.cast(tape.gradient(scores, x_hat), tf.float32)
-    if loss_scale is not None:
-        grads = grads / tf.cast(loss_scale, tf.float32)
-    norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + GP_EPSILON)
-    return tf.reduce_mean(tf.square(norm - 1.0))
 
 
 # ## The model
@@ -227,88 +196,44 @@ class ConditionalWGANGP(BaseGAN):
         latent, labels = inputs
         return self.generator([latent, labels], training=training)
 
-    # ## The training step
+    # ## The losses (the step around them: BaseGAN.train_step, or the JAX trainer)
 
-    def augment(self, x: tf.Tensor) -> tf.Tensor:
-        """DiffAugment ``x``; under ``tf.distribute``, with this replica's share of the
-        global batch's random transformations (the replicas' seed state is mirrored, so
-        drawing per replica would transform every replica's slice alike)."""
-        if not self.augment_policy:
-            return x
-        if num_replicas() == 1:
-            return self.augmenter(x)
-        return replica_rows(self.augmenter(gather_replicas(x)), tf.shape(x)[0])
+    def generate(self, latent, labels=None, training: bool = True):
+        return self.generator([latent, ops.cast(labels, "int32")], training=training)
 
-    def critic_scores(self, real: tf.Tensor, fake: tf.Tensor,
-                      labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(D(real, y), D(fake, y)) in float32, from *one* critic call on both batches.
+    def discriminate(self, images, labels=None):
+        return ops.cast(self.critic([images, ops.cast(labels, "int32")], training=True), "float32")
 
-        The critic treats every sample on its own (layer norm, never batch norm), so one
-        call on the stacked batch computes exactly what two calls would, with half the
-        kernel launches and twice the work per convolution: faster on every device.
-        """
-        scores = self.critic([tf.concat([real, fake], axis=0), tf.concat([labels, labels], axis=0)],
-                             training=True)
-        d_real, d_fake = tf.split(tf.cast(scores, tf.float32), 2, axis=0)
-        return d_real, d_fake
+    def penalizes(self, critic_update: int) -> bool:
+        # Lazy regularization: the penalty on the first critic update of every gp_every.
+        return critic_update % self.gp_every == 0
 
-    def critic_step(self, real: tf.Tensor, labels: tf.Tensor,
-                    penalize: bool = True) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor]:
-        """One critic update; returns (its loss without the penalty term, the penalty or
-        ``None`` when ``penalize`` is False (lazy regularization), the Wasserstein estimate)."""
-        batch = tf.shape(real)[0]
-        latent = self.draw_latent(batch)
-        if penalize:
-            alpha = replica_rows(keras.random.uniform((batch * num_replicas(), 1, 1, 1), 0.0, 1.0,
-                                                      seed=self.seed_generator), batch)
-        # The fake batch is a constant for the critic: no need to record the generator.
-        fake = tf.stop_gradient(self.generator([latent, labels], training=True))
-        gp = None
-        with tf.GradientTape() as tape:
-            real_aug, fake_aug = self.augment(real), self.augment(fake)
-            d_real, d_fake = self.critic_scores(real_aug, fake_aug, labels)
-            wasserstein = tf.reduce_mean(d_real) - tf.reduce_mean(d_fake)
-            d_loss = -wasserstein
-            if self.drift_weight:
-                d_loss += self.drift_weight * tf.reduce_mean(tf.square(d_real))
-            loss = d_loss
-            if penalize:
-                gp = gradient_penalty(self.critic, real_aug, fake_aug, labels, alpha,
-                                      loss_scale=current_loss_scale(self.d_optimizer))
-                loss += self.gp_every * self.gp_weight * gp
-            scaled = self.scale_loss(loss, self.d_optimizer)
-        grads = dense_gradients(tape.gradient(scaled, self.critic.trainable_variables))
-        self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
-        return d_loss, gp, wasserstein
+    def discriminator_loss(self, real, fake, labels, alpha):
+        real, fake = self.augment(real), self.augment(fake)
+        # One critic call on both batches: the critic treats every sample on its own (layer
+        # norm, never batch norm), so this computes what two calls would, faster.
+        scores = self.discriminate(ops.concatenate([real, fake], axis=0),
+                                   ops.concatenate([labels, labels], axis=0))
+        d_real, d_fake = ops.split(scores, 2, axis=0)
+        loss = wasserstein_critic_loss(d_real, d_fake)
+        if self.drift_weight:
+            loss += self.drift_weight * drift_penalty(d_real)
+        logs = {"d_loss": loss, "wasserstein": -wasserstein_critic_loss(d_real, d_fake)}
+        if alpha is not None:
+            logs["gp"] = gradient_penalty(self.input_gradients(interpolate(real, fake, alpha),
+                                                               labels))
+            # Weighted gp_every x lambda: on average the critic feels lambda.
+            loss += self.gp_every * self.gp_weight * logs["gp"]
+        return loss, logs
 
-    def generator_step(self, labels: tf.Tensor) -> tf.Tensor:
-        latent = self.draw_latent(tf.shape(labels)[0])
-        with tf.GradientTape() as tape:
-            fake = self.generator([latent, labels], training=True)
-            d_fake = tf.cast(self.critic([self.augment(fake), labels], training=True), tf.float32)
-            g_loss = -tf.reduce_mean(d_fake)
-            scaled = self.scale_loss(g_loss, self.g_optimizer)
-        grads = dense_gradients(tape.gradient(scaled, self.generator.trainable_variables))
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
-        return g_loss
+    def generator_loss(self, real, fake, labels):
+        loss = wasserstein_generator_loss(self.discriminate(self.augment(fake), labels))
+        return loss, {"g_loss": loss}
 
-    def train_step(self, data):
-        real, labels = data
-        labels = tf.cast(labels, tf.int32)
-        # The critic steps are unrolled into one graph (n_critic is small): one compiled
-        # function per training step, no Python between critic and generator updates. Each
-        # critic step reuses the real batch with fresh noise, alpha and augmentation.
-        for i in range(self.n_critic):
-            d_loss, step_gp, wasserstein = self.critic_step(real, labels,
-                                                            penalize=i % self.gp_every == 0)
-            gp = step_gp if step_gp is not None else gp
-        # The generator is asked for the classes of the real batch, so it sees the data's
-        # class balance.
-        g_loss = self.generator_step(labels)
-        # d_loss as the method defines it (-W + lambda * GP), with the latest penalty, so that
-        # its curve means the same whatever gp_every is.
-        return self.record(d_loss=d_loss + self.gp_weight * gp, g_loss=g_loss, gp=gp,
-                           wasserstein=wasserstein)
+    def finish_logs(self, logs):
+        # d_loss as the method defines it (-W + lambda * GP), with the latest penalty, so
+        # that its curve means the same whatever gp_every is.
+        return {**logs, "d_loss": logs["d_loss"] + self.gp_weight * logs["gp"]}
 
     # ## Sampling
 

@@ -45,33 +45,11 @@ import numpy as np
 from keras import layers, ops
 
 # ``tf`` is TensorFlow, imported when a train step first runs (see models/base.py).
-from mrigan_tf.models.base import BaseGAN, real_images, tf
+from mrigan_tf.models.base import BaseGAN
+from mrigan_tf.models.losses import (feature_matching_loss, ns_discriminator_loss,
+                                     ns_generator_loss)
 
 FEATURE_LAYER = "features"
-
-# ## The losses
-
-
-def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
-    """BCE of real (target ``1 - label_smoothing``) against fake (target 0) logits."""
-    real_targets = ops.full_like(real_logits, 1.0 - label_smoothing)
-    real_loss = ops.mean(ops.binary_crossentropy(real_targets, real_logits, from_logits=True))
-    fake_loss = ops.mean(ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits,
-                                                 from_logits=True))
-    return real_loss + fake_loss
-
-
-def non_saturating_generator_loss(fake_logits):
-    """``-E log D(G(z))``: the generator wants its samples labelled real."""
-    return ops.mean(ops.binary_crossentropy(ops.ones_like(fake_logits), fake_logits,
-                                            from_logits=True))
-
-
-def feature_matching_loss(real_features, fake_features):
-    """Squared L2 distance between the batch means of the discriminator's features."""
-    real_mean = ops.mean(ops.reshape(real_features, (ops.shape(real_features)[0], -1)), axis=0)
-    fake_mean = ops.mean(ops.reshape(fake_features, (ops.shape(fake_features)[0], -1)), axis=0)
-    return ops.sum(ops.square(ops.stop_gradient(real_mean) - fake_mean))
 
 
 # ## Create the generator and the discriminator
@@ -152,41 +130,22 @@ class VanillaGAN(BaseGAN):
                         name="discriminator_features")
             if feature_matching else None)
 
-    def train_step(self, data):
-        real = real_images(data)
-        batch_size = ops.shape(real)[0]
+    def discriminator_loss(self, real, fake, labels, alpha):
+        # Real and fake go through D separately so that batch-norm statistics are never
+        # mixed (Radford et al.).
+        real_logits, fake_logits = self.discriminate(real), self.discriminate(fake)
+        loss = ns_discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+        return loss, {"d_loss": loss, "d_real": ops.mean(ops.sigmoid(real_logits)),
+                      "d_fake": ops.mean(ops.sigmoid(fake_logits))}
 
-        # The discriminator's step: real batch against a fresh fake batch. Real and fake go
-        # through D separately so batch-norm statistics are never mixed (Radford et al.).
-        latent = self.draw_latent(batch_size)
-        with tf.GradientTape() as tape:
-            fake = self.generator(latent, training=True)
-            # Logits in float32 under mixed precision: a float16 log-sigmoid saturates.
-            real_logits = ops.cast(self.discriminator(real, training=True), "float32")
-            fake_logits = ops.cast(self.discriminator(fake, training=True), "float32")
-            d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
-            scaled_loss = self.scale_loss(d_loss, self.d_optimizer)
-        grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-
-        # The generator's step, against the discriminator it just made stronger.
-        latent = self.draw_latent(batch_size)
-        with tf.GradientTape() as tape:
-            fake = self.generator(latent, training=True)
-            if self.feature_matching:
-                g_loss = feature_matching_loss(
-                    ops.cast(self.feature_extractor(real, training=True), "float32"),
-                    ops.cast(self.feature_extractor(fake, training=True), "float32"))
-            else:
-                g_loss = non_saturating_generator_loss(
-                    ops.cast(self.discriminator(fake, training=True), "float32"))
-            scaled_loss = self.scale_loss(g_loss, self.g_optimizer)
-        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
-
-        return self.record(d_loss=d_loss, g_loss=g_loss,
-                           d_real=ops.mean(ops.sigmoid(real_logits)),
-                           d_fake=ops.mean(ops.sigmoid(fake_logits)))
+    def generator_loss(self, real, fake, labels):
+        if self.feature_matching:
+            loss = feature_matching_loss(
+                ops.cast(self.feature_extractor(real, training=True), "float32"),
+                ops.cast(self.feature_extractor(fake, training=True), "float32"))
+        else:
+            loss = ns_generator_loss(self.discriminate(fake))
+        return loss, {"g_loss": loss}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "label_smoothing": self.label_smoothing,

@@ -38,21 +38,9 @@ import keras
 from keras import ops
 
 # ``tf`` is TensorFlow, imported when a train step first runs (see models/base.py).
-from mrigan_tf.models.base import BaseGAN, real_images, tf
+from mrigan_tf.models.base import BaseGAN
 from mrigan_tf.models.dcgan import build_dcgan_discriminator, build_dcgan_generator
-
-# ## The losses
-
-
-def wasserstein_critic_loss(real_scores, fake_scores):
-    """``E f(fake) - E f(real)``: minus the critic's estimate of the Earth-Mover distance."""
-    return ops.mean(fake_scores) - ops.mean(real_scores)
-
-
-def wasserstein_generator_loss(fake_scores):
-    """``-E f(G(z))``: the generator raises the critic's score of its samples."""
-    return -ops.mean(fake_scores)
-
+from mrigan_tf.models.losses import wasserstein_critic_loss, wasserstein_generator_loss
 
 # ## Create the critic
 
@@ -82,18 +70,14 @@ class WGAN(BaseGAN):
             critic update (batch-norm scales and offsets included, as in the paper's code).
         n_critic: critic updates per generator update.
 
-    Each ``train_step`` makes ``n_critic`` critic updates and one generator update from one
-    real batch: the real batch is reused for every critic update while the noise is drawn
-    fresh each time (the usual Keras practice; the paper draws a new real batch too). One
-    epoch of ``fit`` is therefore ``len(dataset)`` generator steps, and the critic sees each
-    real batch ``n_critic`` times.
+    Each training step (``BaseGAN.train_step``) makes ``n_critic`` critic updates and one
+    generator update from one real batch: the real batch is reused for every critic update
+    while the noise is drawn fresh each time (the usual Keras practice; the paper draws a new
+    real batch too). One epoch of ``fit`` is therefore ``len(dataset)`` generator steps, and
+    the critic sees each real batch ``n_critic`` times. After every critic update,
+    ``constrain_discriminator`` clips the weights.
 
-    The critic loop is a Python ``for`` loop, unrolled when ``train_step`` is traced:
-    ``n_critic`` is a small constant, the unrolled graph is what XLA fuses best, and the
-    code reads like the paper's algorithm. (A ``tf.while_loop`` would keep the graph small
-    for a large ``n_critic`` at the price of that readability.)
-
-    Logs ``d_loss`` (the critic loss, averaged over the critic updates), ``g_loss`` and
+    Logs ``d_loss`` (the critic loss of the step's last critic update), ``g_loss`` and
     ``em_distance``: the critic's estimate of the Earth-Mover distance, ``-d_loss``, the
     curve that (unlike a vanilla GAN's losses) tracks sample quality.
     """
@@ -125,34 +109,16 @@ class WGAN(BaseGAN):
         for weight in self.critic.trainable_variables:
             weight.assign(ops.clip(weight, -self.clip_value, self.clip_value))
 
-    def train_step(self, data):
-        real = real_images(data)
-        batch_size = ops.shape(real)[0]
+    def discriminator_loss(self, real, fake, labels, alpha):
+        loss = wasserstein_critic_loss(self.discriminate(real), self.discriminate(fake))
+        return loss, {"d_loss": loss, "em_distance": -loss}
 
-        for _ in range(self.n_critic):
-            latent = self.draw_latent(batch_size)
-            with tf.GradientTape() as tape:
-                fake = self.generator(latent, training=True)
-                # Scores in float32 under mixed precision (a float16 batch mean overflows).
-                d_loss = wasserstein_critic_loss(
-                    ops.cast(self.critic(real, training=True), "float32"),
-                    ops.cast(self.critic(fake, training=True), "float32"))
-                scaled_loss = self.scale_loss(d_loss, self.d_optimizer)
-            grads = tape.gradient(scaled_loss, self.critic.trainable_variables)
-            self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
-            self.clip_critic_weights()
-            self.trackers["d_loss"].update_state(d_loss)
-            self.trackers["em_distance"].update_state(-d_loss)
+    def generator_loss(self, real, fake, labels):
+        loss = wasserstein_generator_loss(self.discriminate(fake))
+        return loss, {"g_loss": loss}
 
-        latent = self.draw_latent(batch_size)
-        with tf.GradientTape() as tape:
-            g_loss = wasserstein_generator_loss(ops.cast(
-                self.critic(self.generator(latent, training=True), training=True), "float32"))
-            scaled_loss = self.scale_loss(g_loss, self.g_optimizer)
-        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
-
-        return self.record(g_loss=g_loss)
+    def constrain_discriminator(self) -> None:
+        self.clip_critic_weights()
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "clip_value": self.clip_value,
