@@ -1,5 +1,6 @@
-"""The Keras-JAX path: the models build and run under KERAS_BACKEND=jax, and the JAX
-cWGAN-GP step (mrigan_tf.training.jax_cwgan_gp) computes what the TensorFlow step does.
+"""The Keras-JAX path: the models build and run under KERAS_BACKEND=jax, and the generic JAX
+step (mrigan_tf.training.jax_trainer) computes what the TensorFlow step does, for every GAN
+family (the same loss methods, differentiated by jax.value_and_grad instead of a tape).
 
 Keras fixes its backend when it is first imported, and this pytest process runs on
 TensorFlow, so every JAX-side check runs in a subprocess with KERAS_BACKEND=jax (the
@@ -86,7 +87,7 @@ FORWARD = """
 import json, keras, numpy as np
 from mrigan_tf.models.cwgan_gp import make_cwgan_gp
 from mrigan_tf.models.unet import build_unet, compile_unet
-from mrigan_tf.training.diffaugment import DiffAugment
+from mrigan_tf.models.diffaugment import DiffAugment
 
 MODEL = {model!r}
 model = make_cwgan_gp(**MODEL)
@@ -166,97 +167,118 @@ def test_same_weights_give_same_outputs_on_both_backends(forward_results):
                                    err_msg=f"{key} differs between backends")
 
 
-# ## (b) The JAX training step computes what the TensorFlow step does
+# ## (b) The JAX training step computes what the TensorFlow step does, for every family
 
 # Both sides: the same model, the weights of the TensorFlow side's initialisation, the same
 # batch and the same noise (latent vectors and interpolation weights drawn here with NumPy),
-# DiffAugment off (its random streams differ between backends).
+# DiffAugment off (its random streams differ between backends). The cWGAN-GP runs with its
+# default Adam, with SGD, and lazily regularized; the other families with SGD (linear in the
+# gradient, so round-off stays round-off). "gan_fm" is the vanilla GAN with feature matching
+# and label smoothing; "dcgan" has batch norm in both players, whose moving statistics are
+# compared too (they are in the weight files); "wgan" clips its critic after every update.
+FAMILY_MODELS = {
+    "gan_fm": ("gan", (16, 16, 1), dict(latent_dim=8, generator_units=(16,),
+                                        discriminator_units=(16,), feature_matching=True,
+                                        label_smoothing=0.1)),
+    "dcgan": ("dcgan", (16, 16, 1), dict(latent_dim=8, width=4)),
+    "wgan": ("wgan", (16, 16, 1), dict(latent_dim=8, width=4, n_critic=2, clip_value=0.05)),
+}
 SHARED = """
 import json, keras, numpy as np
+from mrigan_tf.models import make_gan
 from mrigan_tf.models.cwgan_gp import make_cwgan_gp
 
-MODEL, BATCH, STEPS = {model!r}, {batch}, {steps}
+MODEL, FAMILY_MODELS, BATCH, STEPS = {model!r}, {families!r}, {batch}, {steps}
 keras.utils.set_random_seed(0)
-n_critic, latent_dim = MODEL["n_critic"], MODEL["latent_dim"]
-rng = np.random.default_rng(1)
-real = rng.uniform(-1, 1, (BATCH, 16, 16, 2)).astype("float32")
-labels = (np.arange(BATCH) % 2).astype("int32")
-latents = rng.standard_normal((STEPS, n_critic + 1, BATCH, latent_dim)).astype("float32")
-alphas = rng.uniform(0, 1, (STEPS, n_critic, BATCH, 1, 1, 1)).astype("float32")
+KINDS = ("sgd", "adam", "sgd_lazy") + tuple(FAMILY_MODELS)
 
-KINDS = ("sgd", "adam", "sgd_lazy")
+def build(kind):
+    # "sgd_lazy": lazy regularization, the penalty on one critic update in n_critic.
+    if kind in FAMILY_MODELS:
+        family, shape, options = FAMILY_MODELS[kind]
+        return make_gan(family, shape, seed=3, **options)
+    options = dict(MODEL, gp_every=MODEL["n_critic"]) if kind.endswith("lazy") else MODEL
+    return make_cwgan_gp(**options)
 
 def optimizers(kind):
-    # "adam": the model's defaults; "sgd": linear in the gradient, so round-off stays round-off.
+    # "adam": the model's defaults; the rest SGD, linear in the gradient. The families'
+    # N(0, 0.02) weights get small gradients: 1e-3 moves their batch-norm scales too.
     if kind == "adam":
         return make_cwgan_gp(**MODEL).default_optimizers()
-    return keras.optimizers.SGD(1e-4), keras.optimizers.SGD(1e-4)
+    lr = 1e-3 if kind in FAMILY_MODELS else 1e-4
+    return keras.optimizers.SGD(lr), keras.optimizers.SGD(lr)
 
-def model_options(kind):
-    # "sgd_lazy": lazy regularization, the penalty on one critic update in n_critic.
-    return dict(MODEL, gp_every=n_critic) if kind.endswith("lazy") else MODEL
+def noise(model):
+    rng = np.random.default_rng(1)
+    shape = model.image_shape
+    real = rng.uniform(-1, 1, (BATCH, *shape)).astype("float32")
+    labels = (np.arange(BATCH) % 2).astype("int32")
+    latents = rng.standard_normal((STEPS, model.n_critic + 1, BATCH, model.latent_dim)).astype("float32")
+    alphas = rng.uniform(0, 1, (STEPS, model.n_critic, BATCH, 1, 1, 1)).astype("float32")
+    return real, labels, latents, alphas
 results = {{}}
 """
 
 TF_STEPS = SHARED + """
 import tensorflow as tf
 import os
-model = make_cwgan_gp(**MODEL)
-os.makedirs("init")
-model.generator.save_weights("init/generator.weights.h5")
-model.critic.save_weights("init/critic.weights.h5")
 
 # The class embeddings get sparse gradients (tf.IndexedSlices) on TensorFlow, and Keras'
 # Adam squares each *occurrence* of a class in the batch instead of the summed gradient
 # (no deduplication), so its embedding updates are ~sqrt(occurrences) times textbook Adam's.
-# JAX gradients are dense (textbook Adam); densify here to compare the same algorithm.
-def densified(apply_gradients):
-    return lambda pairs: apply_gradients([(tf.convert_to_tensor(g), v) for g, v in pairs])
-
-real_uniform = keras.random.uniform
+# BaseGAN.apply_gradients densifies them, as the JAX gradients are: both run textbook Adam.
 for kind in KINDS:
-    model = make_cwgan_gp(**model_options(kind))
-    model.generator.load_weights("init/generator.weights.h5")
-    model.critic.load_weights("init/critic.weights.h5")
+    model = build(kind)
+    if kind in ("sgd", "adam", "sgd_lazy") and not os.path.isdir("init"):
+        os.makedirs("init")
+        model.generator.save_weights("init/generator.weights.h5")
+        model.discriminator.save_weights("init/critic.weights.h5")
+    elif kind in FAMILY_MODELS:
+        os.makedirs(f"init_{{kind}}")
+        model.generator.save_weights(f"init_{{kind}}/generator.weights.h5")
+        model.discriminator.save_weights(f"init_{{kind}}/critic.weights.h5")
+    init = "init" if kind not in FAMILY_MODELS else f"init_{{kind}}"
+    model.generator.load_weights(f"{{init}}/generator.weights.h5")
+    model.discriminator.load_weights(f"{{init}}/critic.weights.h5")
     model.compile(*optimizers(kind), jit_compile=False)
-    for optimizer in (model.d_optimizer, model.g_optimizer):
-        optimizer.apply_gradients = densified(optimizer.apply_gradients)
+    real, labels, latents, alphas = noise(model)
     # The TensorFlow step draws its own noise; feed it ours, in the order the step draws
-    # it: per critic step a latent batch then alpha, then the generator step's latent
-    # batch. (Eager execution, so these Python replacements are called at every draw.)
-    # Under lazy regularization only the penalized critic steps draw an alpha.
-    latent_draws = iter(latents.reshape(-1, BATCH, latent_dim))
-    alpha_draws = iter(alphas[:, ::model.gp_every].reshape(-1, BATCH, 1, 1, 1))
+    # it: per discriminator update a latent batch (then alpha, on the penalized updates),
+    # then the generator update's latent batch. (Eager execution, so these replacements are
+    # called at every draw.)
+    penalized = [i for i in range(model.n_critic) if model.penalizes(i)]
+    latent_draws = iter(latents.reshape(-1, BATCH, model.latent_dim))
+    alpha_draws = iter(alphas[:, penalized].reshape(-1, BATCH, 1, 1, 1))
     model.draw_latent = lambda batch_size: tf.constant(next(latent_draws))
-    keras.random.uniform = lambda *args, **kwargs: tf.constant(next(alpha_draws))
+    model.draw_interpolation_weights = lambda batch_size: tf.constant(next(alpha_draws))
     logs = []
     for step in range(STEPS):
         for tracker in model.metrics:
             tracker.reset_state()   # the logs are then this step's values, not running means
         out = model.train_step((tf.constant(real), tf.constant(labels)))
         logs.append({{k: float(v) for k, v in out.items()}})
-    keras.random.uniform = real_uniform
     os.makedirs(f"{{kind}}_tf")
     model.generator.save_weights(f"{{kind}}_tf/generator.weights.h5")
-    model.critic.save_weights(f"{{kind}}_tf/critic.weights.h5")
+    model.discriminator.save_weights(f"{{kind}}_tf/critic.weights.h5")
     results[kind] = logs
 print(json.dumps(results))
 """
 
 JAX_STEPS = SHARED + """
-from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
+from mrigan_tf.training.jax_trainer import JaxGANTrainer
 for kind in KINDS:
-    model = make_cwgan_gp(**model_options(kind))
-    trainer = JaxCWGANGPTrainer(model, *optimizers(kind))
-    trainer.load_weights("init")
+    model = build(kind)
+    trainer = JaxGANTrainer(model, *optimizers(kind))
+    trainer.load_weights("init" if kind not in FAMILY_MODELS else f"init_{{kind}}")
+    real, labels, latents, alphas = noise(model)
     logs = []
     for step in range(STEPS):
         out = trainer.train_step(real, labels, latents[step], alphas[step])
         logs.append({{k: float(v) for k, v in out.items()}})
     trainer.save_weights(f"{{kind}}_jax")
     results[kind] = logs
-# And the random-noise path that real training uses runs and stays finite.
-results["fit"] = trainer.fit([(real, labels)], steps=2, progress=False)
+    # And the random-noise path that real training uses runs and stays finite.
+    results[kind + "_fit"] = trainer.fit([(real, labels)], steps=2, progress=False)
 print(json.dumps(results))
 """
 
@@ -264,7 +286,7 @@ print(json.dumps(results))
 @pytest.fixture(scope="module")
 def step_results(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("steps")
-    fmt = dict(model=STEP_MODEL, batch=BATCH, steps=STEPS)
+    fmt = dict(model=STEP_MODEL, families=FAMILY_MODELS, batch=BATCH, steps=STEPS)
     tf_result = run_in_backend("tensorflow", TF_STEPS.format(**fmt), workdir)
     jax_result = run_in_backend("jax", JAX_STEPS.format(**fmt), workdir)
     return workdir, tf_result, jax_result
@@ -281,31 +303,40 @@ def _h5_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 # (rtol, atol) of the losses per optimizer; see the module docstring.
-LOSS_TOLERANCE = {"sgd": (1e-5, 1e-6), "adam": (1e-4, 1e-5), "sgd_lazy": (1e-5, 1e-6)}
+LOSS_TOLERANCE = {"sgd": (1e-5, 1e-6), "adam": (1e-4, 1e-5), "sgd_lazy": (1e-5, 1e-6),
+                  **{family: (1e-5, 1e-6) for family in FAMILY_MODELS}}
+KINDS = list(LOSS_TOLERANCE)
+#: What each family logs, so that agreeing is not agreeing on a missing log.
+LOGGED = {"gan_fm": {"d_loss", "g_loss", "d_real", "d_fake"},
+          "dcgan": {"d_loss", "g_loss", "d_real", "d_fake"},
+          "wgan": {"d_loss", "g_loss", "em_distance"}}
 
 
 @needs_jax
-@pytest.mark.parametrize("kind", ["sgd", "adam", "sgd_lazy"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_jax_step_losses_match_tensorflow(step_results, kind):
     _, tf_result, jax_result = step_results
     rtol, atol = LOSS_TOLERANCE[kind]
+    logged = LOGGED.get(kind, {"d_loss", "g_loss", "gp", "wasserstein"})
     assert len(tf_result[kind]) == len(jax_result[kind]) == STEPS
     for step, (tf_logs, jax_logs) in enumerate(zip(tf_result[kind], jax_result[kind])):
-        assert set(jax_logs) == set(tf_logs) == {"d_loss", "g_loss", "gp", "wasserstein"}
+        assert set(jax_logs) == set(tf_logs) == logged
         for name in tf_logs:
             np.testing.assert_allclose(jax_logs[name], tf_logs[name], rtol=rtol, atol=atol,
                                        err_msg=f"{kind}, step {step}: {name} differs (jax vs tf)")
     # Not a vacuous comparison: the penalty is active and the losses moved between steps.
-    assert tf_result[kind][0]["gp"] > 1e-3
+    if "gp" in logged:
+        assert tf_result[kind][0]["gp"] > 1e-3
     assert tf_result[kind][0]["d_loss"] != tf_result[kind][1]["d_loss"]
 
 
 @needs_jax
-@pytest.mark.parametrize("kind", ["sgd", "adam", "sgd_lazy"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
     workdir, _, _ = step_results
     for player in ("generator", "critic"):
-        init = _h5_arrays(workdir / "init" / f"{player}.weights.h5")
+        init_dir = workdir / ("init" if kind not in FAMILY_MODELS else f"init_{kind}")
+        init = _h5_arrays(init_dir / f"{player}.weights.h5")
         tf_after = _h5_arrays(workdir / f"{kind}_tf" / f"{player}.weights.h5")
         jax_after = _h5_arrays(workdir / f"{kind}_jax" / f"{player}.weights.h5")
         assert set(jax_after) == set(tf_after) == set(init) and init
@@ -315,7 +346,7 @@ def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
             moved += int(np.max(np.abs(tf_value - init[name])) > 1e-6)
             differences.append(np.abs(jax_after[name] - tf_value).ravel())
         differences = np.concatenate(differences)
-        if kind.startswith("sgd"):
+        if kind != "adam":
             assert differences.max() < 1e-6, f"{player}: max difference {differences.max():.2e}"
         else:
             # Adam: all within two updates (a flipped sign), and nearly all much closer.
@@ -361,20 +392,23 @@ def test_jax_weights_load_in_the_tensorflow_model(step_results, tmp_path):
 
 
 @needs_jax
-def test_jax_fit_draws_its_own_noise(step_results):
+@pytest.mark.parametrize("kind", ["sgd", *FAMILY_MODELS])
+def test_jax_fit_draws_its_own_noise(step_results, kind):
     _, _, jax_result = step_results
-    history = jax_result["fit"]
-    assert set(history) == {"d_loss", "g_loss", "gp", "wasserstein"}
+    history = jax_result[kind + "_fit"]
+    assert set(history) == LOGGED.get(kind, {"d_loss", "g_loss", "gp", "wasserstein"})
     assert all(len(values) == 2 and np.all(np.isfinite(values)) for values in history.values())
+    # Drawn noise, not the given noise of the compared steps: the losses differ from theirs.
+    assert history["g_loss"][0] != jax_result[kind][0]["g_loss"]
 
 
 def test_jax_trainer_refuses_the_tensorflow_backend():
     """Imported under TensorFlow, the module says which backend it needs."""
     from mrigan_tf.errors import MriganError
 
-    sys.modules.pop("mrigan_tf.training.jax_cwgan_gp", None)
+    sys.modules.pop("mrigan_tf.training.jax_trainer", None)
     with pytest.raises(MriganError, match="KERAS_BACKEND=jax"):
-        importlib.import_module("mrigan_tf.training.jax_cwgan_gp")
+        importlib.import_module("mrigan_tf.training.jax_trainer")
 
 
 # ## (c) The JAX path needs no TensorFlow at all
@@ -401,14 +435,14 @@ import mrigan_tf.cli, mrigan_tf.models, mrigan_tf.training.jax_runner   # all of
 from mrigan_tf.data.contract import load_dataset
 from mrigan_tf.models import make_cwgan_gp
 from mrigan_tf.synth import build_synthetic_dataset
-from mrigan_tf.training.diffaugment import DiffAugment
-from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
+from mrigan_tf.models.diffaugment import DiffAugment
+from mrigan_tf.training.jax_trainer import JaxGANTrainer
 
 train = load_dataset({data!r}).select("train")
 real, labels = train.joint()[:BATCH_SIZE], train.labels[:BATCH_SIZE]
 model = make_cwgan_gp((16, 16, 2), latent_dim=8, width=4, n_critic=2,
                       augment="translation,cutout,brightness,contrast", seed=0)
-trainer = JaxCWGANGPTrainer(model, seed=0)
+trainer = JaxGANTrainer(model, seed=0)
 history = trainer.fit([(real, labels)], steps=2, progress=False)
 trainer.sync_to_model()
 synthetic = build_synthetic_dataset(model, train.class_names, n=6, progress=False)
