@@ -1,6 +1,6 @@
 """The cWGAN-GP training step on the JAX backend: images/s at 64 and 128 px, batch 64 and 256.
 
-Runs ``mrigan_tf.training.jax_cwgan_gp.JaxCWGANGPTrainer`` (one jit-compiled function per
+Runs ``mrigan_tf.training.jax_trainer.JaxGANTrainer`` (one jit-compiled function per
 generator step: n_critic = 5 critic updates with the gradient penalty + 1 generator update,
 DiffAugment on) on whatever device JAX sees. ``images_per_s`` counts real images per
 generator step (batch / step time); ``critic_images_per_s`` counts the real images the
@@ -38,11 +38,11 @@ def time_jax_step(image_size: int, batch_size: int, width: int, warmup_steps: in
     import numpy as np
 
     from mrigan_tf.models.cwgan_gp import make_cwgan_gp
-    from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
+    from mrigan_tf.training.jax_trainer import JaxGANTrainer
 
     model = make_cwgan_gp((image_size, image_size, 2), width=width, latent_dim=128,
                           n_critic=N_CRITIC, augment=AUGMENT, seed=seed)
-    trainer = JaxCWGANGPTrainer(model, seed=seed)
+    trainer = JaxGANTrainer(model, seed=seed)
     rng = np.random.default_rng(seed)
     # On the device once, as a data pipeline with prefetching would hand it over.
     images = jax.device_put(rng.uniform(-1, 1, (batch_size, image_size, image_size, 2)).astype("float32"))

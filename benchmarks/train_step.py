@@ -59,8 +59,9 @@ import tensorflow as tf
 from mrigan_tf.data.contract import PreparedDataset
 from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.models import make_gan
-from mrigan_tf.models.cwgan_gp import GP_EPSILON, ConditionalWGANGP, gradient_penalty
-from mrigan_tf.training.mixed_precision import dtype_policy
+from mrigan_tf.models.cwgan_gp import ConditionalWGANGP
+from mrigan_tf.models.losses import GP_EPSILON, gradient_penalty, interpolate
+from mrigan_tf.models.mixed_precision import dtype_policy
 
 #: Per image size: model width, batch, critic steps per generator step, timed steps.
 #: 128 px is kept light (the machine is a shared 2-core CPU).
@@ -241,21 +242,15 @@ def time_phases(size: int, s: dict, pipeline: tf.data.Dataset, n: int,
     real, labels = next(iter(pipeline))
 
     def critic_without_gp(real, labels):
-        latent = model.draw_latent(tf.shape(real)[0])
-        fake = tf.stop_gradient(model.generator([latent, labels], training=True))
-        with tf.GradientTape() as tape:
-            d_real, d_fake = model.critic_scores(real, fake, labels)
-            loss = tf.reduce_mean(d_fake) - tf.reduce_mean(d_real)
-        grads = tape.gradient(loss, model.critic.trainable_variables)
-        model.d_optimizer.apply_gradients(zip(grads, model.critic.trainable_variables))
-        return loss
+        # The model's own critic update, on an update that draws no penalty.
+        return model.discriminator_step(real, labels, penalize=False)["d_loss"]
 
     def penalty_and_its_gradient(real, labels):
         latent = model.draw_latent(tf.shape(real)[0])
-        fake = model.generator([latent, labels], training=True)
-        alpha = tf.random.uniform((tf.shape(real)[0], 1, 1, 1))
+        fake = model.generate(latent, labels, training=True)
+        alpha = model.draw_interpolation_weights(tf.shape(real)[0])
         with tf.GradientTape() as tape:
-            gp = gradient_penalty(model.critic, real, fake, labels, alpha)
+            gp = gradient_penalty(model.input_gradients(interpolate(real, fake, alpha), labels))
         grads = tape.gradient(gp, model.critic.trainable_variables)
         # The last bias has no gradient here (a constant shift does not change the slope).
         return gp + 0.0 * tf.add_n([tf.reduce_sum(g) for g in grads if g is not None])
@@ -272,7 +267,9 @@ def time_phases(size: int, s: dict, pipeline: tf.data.Dataset, n: int,
         "critic_update_without_gp": time_function(tf.function(critic_without_gp), (real, labels), n),
         "gradient_penalty_with_gradient": time_function(
             tf.function(penalty_and_its_gradient), (real, labels), n),
-        "generator_update": time_function(tf.function(model.generator_step), (labels,), n),
+        "generator_update": time_function(
+            tf.function(lambda real, labels: model.generator_step(real, labels)["g_loss"]),
+            (real, labels), n),
         "note": "one generator step = n_critic x (critic update + penalty) + generator update",
     }
 

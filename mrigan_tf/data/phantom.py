@@ -27,20 +27,21 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import functools
-import multiprocessing as mp
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from mrigan_tf import __version__
 from mrigan_tf.data.contract import PreparedDataset, save_dataset
 from mrigan_tf.data.nifti import NiftiVolume
 from mrigan_tf.data.preprocessing import SlicingParams, labels_to_mask, slice_subject
 from mrigan_tf.data.split import split_subjects
-from mrigan_tf.errors import MriganError
+from mrigan_tf.data.workers import process_context
+from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.progress import progress_bar
 
 CLASS_NAMES = ["healthy", "tumor"]
 # BraTS 2021 label convention, used inside the simulation.
@@ -290,19 +291,9 @@ def _simulate_one(args: tuple[PhantomConfig, int, np.random.SeedSequence, bool])
     return index, slices, facts
 
 
-def _process_context():
-    # fork is fast (the template is inherited) but unsafe once TensorFlow has started its
-    # threads; spawn is the safe choice then.
-    if "tensorflow" in sys.modules or sys.platform != "linux":
-        return mp.get_context("spawn")
-    return mp.get_context("fork")
-
-
 def build_phantom(config: PhantomConfig = PhantomConfig(), workers: int | None = None,
                   progress: bool = True) -> PreparedDataset:
     """Simulate ``config.subjects`` subjects and return them as a ``PreparedDataset``."""
-    from mrigan_tf import __version__
-    from mrigan_tf.progress import progress_bar
 
     root = np.random.SeedSequence(config.seed)
     assign_seq, *subject_seqs = root.spawn(config.subjects + 1)
@@ -323,7 +314,7 @@ def build_phantom(config: PhantomConfig = PhantomConfig(), workers: int | None =
             results[i] = (slices, facts)
             bar.update(1)
     else:
-        ctx = _process_context()
+        ctx = process_context()
         if ctx.get_start_method() == "fork":
             load_mni152(config.inplane_mm, config.slice_spacing_mm)  # inherited by workers
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -379,7 +370,6 @@ def write_phantom(out_dir: str | os.PathLike, config: PhantomConfig = PhantomCon
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
         # Fail before minutes of simulation, not after.
-        from mrigan_tf.errors import DataError
         raise DataError(out_dir, "output already exists; choose another --out or pass --overwrite")
     dataset = build_phantom(config, workers=workers, progress=progress)
     save_dataset(dataset, out_dir, overwrite=overwrite)

@@ -30,7 +30,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
+from mrigan_tf.data.nifti import NiftiVolume, load_label_volume, load_nifti_volume
+from mrigan_tf.data.preprocessing import labels_to_mask, slice_subject
+from mrigan_tf.data.workers import process_context
 from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.progress import progress_bar
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -213,13 +219,6 @@ def _read_one(job: tuple[Reader, int, Subject, Any, bool]):
         return index, None, (first, f"unexpected {type(exc).__name__}: {exc}")
 
 
-def _process_context():
-    # The phantom's rule: fork (fast) unless TensorFlow's threads are already running.
-    from mrigan_tf.data.phantom import _process_context as phantom_context
-
-    return phantom_context()
-
-
 def read_subjects(reader: Reader, subjects: Sequence[Subject], params: Any,
                   on_result: Callable[[int, Subject, Any], None], workers: int | None = None,
                   skip_bad: bool = False, progress: bool = True,
@@ -230,7 +229,6 @@ def read_subjects(reader: Reader, subjects: Sequence[Subject], params: Any,
     (in any order). Returns the bad subjects when ``skip_bad``; otherwise the first bad
     subject raises its ``DataError`` and the pending subjects are cancelled.
     """
-    from mrigan_tf.progress import progress_bar
 
     bad: list[BadSubject] = []
 
@@ -258,7 +256,7 @@ def read_subjects(reader: Reader, subjects: Sequence[Subject], params: Any,
                 _deliver(index, subjects[index], slices, problem, on_result, record)
                 bar.update(1)
         else:
-            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=_process_context())
+            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=process_context())
             try:
                 # A window of at most two subjects per worker in flight: finished results
                 # are handed over and dropped, so memory does not grow with the dataset.
@@ -299,10 +297,6 @@ def slice_classified_volume(image: Any, subject_class: int, params: Any,
     ``image`` is a NIfTI/Analyze path or an already loaded ``NiftiVolume``. With ``label_path`` (a tissue map, say), the mask is its ``positive_labels``; otherwise
     masks are empty. The slicing is the phantom's and BraTS's (``slice_subject``).
     """
-    import numpy as np
-
-    from mrigan_tf.data.nifti import NiftiVolume, load_label_volume, load_nifti_volume
-    from mrigan_tf.data.preprocessing import labels_to_mask, slice_subject
 
     volume = image if isinstance(image, NiftiVolume) else load_nifti_volume(image)
     mask = None
