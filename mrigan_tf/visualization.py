@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -15,9 +16,12 @@ if os.environ.get("MPLBACKEND") is None and not os.environ.get("DISPLAY"):
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mrigan_tf.data.contract import PreparedDataset
 
 MASK_COLOR = (1.0, 0.15, 0.1)
+
+if TYPE_CHECKING:   # plotting is infrastructure: it reads datasets, it does not import the data stage
+    from mrigan_tf.data.contract import PreparedDataset
+
 
 
 def overlay_mask(image: np.ndarray, mask: np.ndarray, alpha: float = 0.35) -> np.ndarray:
