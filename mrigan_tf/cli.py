@@ -2,6 +2,12 @@
 
 Every subcommand explains itself with ``--help``, shows a progress bar on long work, turns
 bad input into a one-line error with exit status 2, and writes its output atomically.
+
+The file reads in three parts: what each command does (``cmd_<command>``), the options it
+takes (``add_<command>_arguments``), and ``build_parser``, which gives each command the shared
+flags (``--seed``, ``--jit``, ``--overwrite``, ``--quiet``) that make sense for it, as an
+argparse parent parser from ``mrigan_tf.arguments``. Nothing here imports Keras or
+TensorFlow before a command runs, so ``mrigan-tf --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -14,12 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mrigan_tf import __version__
-from mrigan_tf.arguments import positive_int
+from mrigan_tf.arguments import (comma_floats, key_value, positive_int, shared_flags,
+                                 synthetic_share)
 from mrigan_tf.errors import MriganError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
+
+# ## What each command does
 
 def cmd_phantom(args: argparse.Namespace) -> int:
     from mrigan_tf.data.phantom import PhantomConfig, write_phantom
@@ -34,22 +43,25 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_option(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true/false, lists)."""
-    import json
+def refuse_the_other_models_options(args: argparse.Namespace) -> None:
+    """A U-Net option with a GAN, or a GAN option with ``--model unet``, is an error.
 
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key.strip().replace("-", "_"), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip().replace("-", "_"), value
+    Ignoring it would train something other than what was asked for, and say nothing.
+    ``args.gan_only`` and ``args.unet_only`` are the actions of train's two argument groups;
+    an option counts as given when its value is not its default.
+    """
+    if args.model == "unet":
+        other, kind, see = args.gan_only, "a GAN option", "U-Net options"
+    else:
+        other, kind, see = args.unet_only, "a U-Net option (--model unet)", "GAN options"
+    for action in other:
+        if getattr(args, action.dest) != action.default:
+            raise MriganError(f"{'/'.join(action.option_strings)} is {kind}; --model "
+                              f"{args.model} does not use it (its options: \"{see}\" in "
+                              f"`mrigan-tf train --help`)")
 
 
 def _train_unet(args: argparse.Namespace) -> int:
-    import json
-
     from mrigan_tf.training.segmentation import EVALUATION_FILE, SegmentationConfig, train_unet
 
     options = dict(args.set or [])
@@ -58,8 +70,8 @@ def _train_unet(args: argparse.Namespace) -> int:
             options[name] = getattr(args, name)
     config = SegmentationConfig(data=args.data, epochs=args.epochs, steps=args.steps,
                                 steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-                                seed=args.seed, learning_rate=args.lr or 1e-3,
-                                jit_compile=args.jit, augment=not args.no_augment,
+                                seed=args.seed, learning_rate=args.unet_lr or 1e-3,
+                                jit_compile=args.jit, augment=not args.no_flips,
                                 model_options=options, strategy=args.strategy)
     train_unet(config, args.out, resume=args.resume, verbose=0 if args.quiet else "auto")
     print(f"trained unet; run written to {args.out} (model.keras, history.csv, "
@@ -71,6 +83,7 @@ def _train_unet(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    refuse_the_other_models_options(args)
     import keras
 
     on_jax = keras.backend.backend() == "jax"
@@ -116,27 +129,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _proportions(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    return values
-
-
-def _synthetic_share(text: str) -> float | None:
-    if text == "proportional":
-        return None
-    try:
-        share = float(text)
-    except ValueError:
-        share = None
-    if share is None or not 0.0 < share < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1 (e.g. 0.5) or "
-                                         f"'proportional', got {text!r}")
-    return share
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from mrigan_tf.synth import write_synthetic_dataset
 
@@ -169,7 +161,7 @@ def cmd_tstr(args: argparse.Namespace) -> int:
 
     run_tstr(args.real, args.synthetic, args.out, fractions=args.fractions, steps=args.steps,
              batch_size=args.batch_size, seed=args.seed, learning_rate=args.lr,
-             augment=not args.no_augment, jit_compile=args.jit,
+             augment=not args.no_flips, jit_compile=args.jit,
              model_options={"width": args.width} if args.width else None,
              synthetic_share=args.synthetic_share, overwrite=args.overwrite,
              progress=not args.quiet)
@@ -192,9 +184,239 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# ## The options of each command (the shared flags come from build_parser)
+
+def add_phantom_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="dataset directory to create")
+    parser.add_argument("--subjects", type=positive_int, default=40,
+                        help="number of subjects (default 40)")
+    parser.add_argument("--size", type=int, default=64,
+                        help="slice size in pixels: 64 (default) or 128")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="worker processes (default: one per CPU core)")
+    parser.set_defaults(func=cmd_phantom)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every model, then the GANs' and the U-Net's, each in its own group.
+
+    The groups' actions go into the defaults (``gan_only``, ``unet_only``), where
+    ``refuse_the_other_models_options`` finds them: one list, for the help and the check.
+    """
     from mrigan_tf.training.distribute import STRATEGIES
     from mrigan_tf.training.mixed_precision import POLICIES
+
+    parser.add_argument("--model", required=True,
+                        help="gan, dcgan, wgan, cwgan-gp (the GANs), or unet (the segmentation "
+                             "network)")
+    parser.add_argument("--data", required=True,
+                        help="dataset directory (dataset.npz + meta.json)")
+    parser.add_argument("--out", required=True,
+                        help="run directory to create (or continue with --resume)")
+    length = parser.add_mutually_exclusive_group(required=True)
+    length.add_argument("--epochs", type=positive_int, help="number of epochs")
+    length.add_argument("--steps", type=positive_int,
+                        help="at least this many training steps (a GAN's: generator steps)")
+    parser.add_argument("--steps-per-epoch", type=positive_int, default=None,
+                        help="training steps per epoch (default: one pass over the train split)")
+    parser.add_argument("--batch-size", type=positive_int, default=64,
+                        help="batch size (default 64)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--width", type=positive_int, default=None,
+                        help="base number of filters (dcgan, wgan, cwgan-gp, unet)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default",
+                        help="tf.distribute: default (one device), mirrored (every GPU of this "
+                             "machine), multiworker (several machines, GANs only; set TF_CONFIG "
+                             "on each, see README). --batch-size is the global batch, split "
+                             "among the replicas")
+    parser.add_argument("--set", action="append", type=key_value, metavar="KEY=VALUE",
+                        help="any other option of the model's factory (repeatable)")
+
+    gan = parser.add_argument_group(
+        "GAN options", "For --model gan, dcgan, wgan and cwgan-gp; refused with --model "
+                       "unet. Unset, each GAN uses its own default.")
+    mixed = [policy.removeprefix("mixed_") for policy in POLICIES if policy != "float32"]
+    gan_only = (
+        gan.add_argument("--d-lr", type=float, default=None,
+                         help="GANs: discriminator/critic learning rate"),
+        gan.add_argument("--g-lr", type=float, default=None, help="GANs: generator learning rate"),
+        gan.add_argument("--latent-dim", type=positive_int, default=None,
+                         help="GANs: size of the latent vector"),
+        gan.add_argument("--joint", action="store_true",
+                         help="unconditional GANs (gan, dcgan, wgan): train on image+mask "
+                              "instead of the image alone"),
+        gan.add_argument("--n-critic", type=positive_int, default=None,
+                         help="wgan, cwgan-gp: critic steps per generator step"),
+        gan.add_argument("--clip-value", type=float, default=None,
+                         help="wgan: weight clipping bound c"),
+        gan.add_argument("--augment", default=None, metavar="POLICY",
+                         help="cwgan-gp: DiffAugment policy, e.g. "
+                              "translation,cutout,brightness,contrast"),
+        gan.add_argument("--gp-weight", type=float, default=None,
+                         help="cwgan-gp: gradient penalty weight"),
+        gan.add_argument("--gp-every", type=positive_int, default=None, metavar="K",
+                         help="cwgan-gp: lazy regularization, the penalty on every K-th critic "
+                              "step weighted K x gp-weight (K divides --n-critic; default 1: "
+                              "every step). Faster, and a change of method: see the README, "
+                              "Speed on a CPU"),
+        gan.add_argument("--label-smoothing", type=float, default=None,
+                         help="gan, dcgan: one-sided label smoothing"),
+        gan.add_argument("--feature-matching", action="store_const", const=True, default=None,
+                         help="gan, dcgan: feature-matching generator loss"),
+        gan.add_argument("--mixed-precision", nargs="?", choices=mixed, const="float16",
+                         default=None, metavar="{" + ",".join(mixed) + "}",
+                         help="GANs: compute in float16 (the default; loss-scaled; GPUs with "
+                              "tensor cores) or bfloat16 (no loss scaling; CPUs with "
+                              "AVX512_BF16 or AMX, where it measured 1.35-1.45x faster, and "
+                              "TPUs/recent GPUs); weights stay float32"),
+        gan.add_argument("--steps-per-execution", type=positive_int, default=1,
+                         help="GANs: train steps per compiled call (default 1)"),
+    )
+
+    unet = parser.add_argument_group("U-Net options (--model unet)",
+                                     "Refused with a GAN model.")
+    unet_only = (
+        unet.add_argument("--unet-lr", "--lr", type=float, default=None, metavar="LR",
+                          help="U-Net: learning rate (default 1e-3)"),
+        unet.add_argument("--depth", type=positive_int, default=None,
+                          help="U-Net: number of poolings"),
+        unet.add_argument("--dropout", type=float, default=None,
+                          help="U-Net: bottleneck dropout rate"),
+        unet.add_argument("--no-flips", "--no-augment", action="store_true",
+                          help="U-Net: no random flips of the training slices"),
+    )
+    parser.set_defaults(func=cmd_train, gan_only=gan_only, unet_only=unet_only)
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True,
+                        help="run directory written by `mrigan-tf train`")
+    parser.add_argument("--n", type=positive_int, default=10_000,
+                        help="number of pairs in total, or per class with --per-class "
+                             "(default 10000)")
+    parser.add_argument("--out", required=True, help="dataset directory to create")
+    parser.add_argument("--per-class", action="store_true", help="--n pairs for each class")
+    parser.add_argument("--proportions", type=comma_floats, default=None,
+                        help="class proportions, e.g. 0.7,0.3 (default: equal)")
+    parser.add_argument("--format", default="npz",
+                        help="npz (always), png, nifti; e.g. npz,png,nifti")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of pairs in the val split (0.1)")
+    parser.add_argument("--batch-size", type=positive_int, default=500,
+                        help="generation batch size (500)")
+    parser.set_defaults(func=cmd_generate)
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--real", required=True,
+                        help="real dataset directory (train and test splits)")
+    parser.add_argument("--synthetic", required=True, help="synthetic dataset directory")
+    parser.add_argument("--out", required=True, help="report directory to create")
+    parser.add_argument("--extractor", choices=("domain", "inception"), default="domain",
+                        help="features for FID/KID: a classifier trained on the real train "
+                             "split (domain, default, offline) or InceptionV3 with ImageNet "
+                             "weights from the local Keras cache (inception; falls back to "
+                             "domain, and says so, when the weights are not there)")
+    parser.add_argument("--max-images", type=positive_int, default=2000,
+                        help="at most this many slices per set (default 2000)")
+    parser.set_defaults(func=cmd_evaluate)
+
+
+def add_tstr_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--real", required=True, help="real dataset directory")
+    parser.add_argument("--synthetic", required=True, help="synthetic dataset directory")
+    parser.add_argument("--out", required=True, help="output directory to create")
+    parser.add_argument("--fractions", type=comma_floats, default=[0.1, 0.25, 1.0],
+                        help="fractions of the real training subjects (default 0.1,0.25,1)")
+    parser.add_argument("--steps", type=positive_int, default=1000,
+                        help="optimisation steps per U-Net (default 1000)")
+    parser.add_argument("--batch-size", type=positive_int, default=32,
+                        help="batch size (default 32)")
+    parser.add_argument("--synthetic-share", type=synthetic_share, default=0.5, metavar="S",
+                        help="share of synthetic slices in each real + synthetic batch "
+                             "(default 0.5); 'proportional' pools both sets, so each fills "
+                             "batches in proportion to its size")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    parser.add_argument("--width", type=positive_int, default=None, help="U-Net base width")
+    parser.add_argument("--no-flips", "--no-augment", action="store_true",
+                        help="no random flips of the training slices")
+    parser.set_defaults(func=cmd_tstr)
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=os.path.join("runs", "demo"),
+                        help="output directory (default runs/demo)")
+    parser.add_argument("--subjects", type=positive_int, default=40,
+                        help="phantom subjects (default 40)")
+    parser.add_argument("--size", type=int, default=64, help="slice size in pixels (default 64)")
+    parser.add_argument("--train-minutes", type=float, default=3.0,
+                        help="time budget of the short training run in minutes (default 3)")
+    parser.add_argument("--steps", type=positive_int, default=400,
+                        help="at most this many generator steps in the short run (default 400)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="generate with the short run's model, not the reference model")
+    parser.add_argument("--n-synthetic", type=positive_int, default=10_000,
+                        help="synthetic pairs to generate (default 10000)")
+    parser.set_defaults(func=cmd_demo)
+
+
+# ## The parser
+
+#: Each command: (its line in `mrigan-tf --help`, the description atop its own --help).
+ABOUT = {
+    "phantom": (
+        "simulate the embedded brain-MRI dataset from the MNI152 template",
+        "Simulate brain MRI subjects from the MNI152 template (random deformation, bias field, "
+        "noise; about half with a tumor) and write axial slices with tumor masks as a dataset "
+        "directory (dataset.npz + meta.json), split by subject. Simulated, not patient data."),
+    "prepare": (
+        "prepare a real dataset (BraTS, OASIS-1, PPMI, BIDS, image folders)",
+        "Turn a downloaded dataset into a dataset directory (dataset.npz + meta.json), split "
+        "by subject, in the same contract as the phantom. Where to register and what to "
+        "download: data_scripts/README.md."),
+    "train": (
+        "train a GAN or the U-Net on a dataset directory (resumable run directory)",
+        "Train one of the package's GANs, or the U-Net segmenter, on a prepared dataset (the "
+        "train split; the U-Net is then scored on the test subjects). The run directory gets "
+        "config.json, a backup after every epoch, sample grids, history.csv, loss curves and, "
+        "at the end, model.keras. After an interruption, the same command with --resume "
+        "continues from the last finished epoch. The GAN options and the U-Net options below "
+        "each apply to their own kind of model; given with the other kind, they are refused. "
+        "With KERAS_BACKEND=jax (no TensorFlow needed) the cwgan-gp trains with the "
+        "jit-compiled JAX step into the same run directory; --strategy, --mixed-precision, "
+        "--steps-per-execution and the other GANs are TensorFlow-only."),
+    "generate": (
+        "generate a synthetic image+mask dataset from a trained cwgan-gp run",
+        "Draw N (image, mask) pairs from the conditional generator of a run and write them as "
+        "a dataset directory in the same contract as real data (so the U-Net and the metrics "
+        "use it unchanged), optionally with PNG pairs, NIfTI stacks and manifest.csv. Same "
+        "run and seed: identical dataset.npz."),
+    "evaluate": (
+        "compare a synthetic dataset with the real one (FID/KID, IS, diversity, memorization)",
+        "Evaluate a synthetic dataset against the real dataset it imitates: FID and KID with "
+        "the real-vs-real floor (train vs test subjects), Inception Score, MS-SSIM / LPIPS "
+        "diversity, mask statistics and a memorization audit, per class and overall. Writes "
+        "report.json, report.md and evaluation.png to --out. The report names the feature "
+        "extractor it used."),
+    "tstr": (
+        "train on synthetic, test on real: U-Nets on real, synthetic and both",
+        "The experiment that says what a synthetic dataset is worth: U-Nets trained on (a) "
+        "real, (b) synthetic only, (c) real + synthetic slices, at several fractions of the "
+        "real training subjects, all scored on the same held-out real test subjects with the "
+        "same number of steps. Writes tstr.json, tstr.md and tstr.png to --out."),
+    "demo": (
+        "run the main job end to end on the embedded dataset",
+        "The pipeline on the embedded phantom dataset: simulate the data, train the "
+        "conditional WGAN-GP for a few minutes (a short run, to show training), generate a "
+        "synthetic image+mask dataset with the shipped reference model (the same model "
+        "trained for thousands of steps on this phantom's train subjects; the short run's "
+        "model when the phantom differs or with --no-reference), evaluate it, and write "
+        "pictures and report.md under --out."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mrigan_tf.prepare import add_prepare_arguments
 
     parser = argparse.ArgumentParser(
         prog="mrigan-tf",
@@ -203,194 +425,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mrigan-tf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser(
-        "phantom", help="simulate the embedded brain-MRI dataset from the MNI152 template",
-        description="Simulate brain MRI subjects from the MNI152 template (random deformation, "
-                    "bias field, noise; about half with a tumor) and write axial slices with "
-                    "tumor masks as a dataset directory (dataset.npz + meta.json), split by "
-                    "subject. Simulated, not patient data.")
-    p.add_argument("--out", required=True, help="dataset directory to create")
-    p.add_argument("--subjects", type=positive_int, default=40, help="number of subjects (default 40)")
-    p.add_argument("--size", type=int, default=64, help="slice size in pixels: 64 (default) or 128")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same data (default 0)")
-    p.add_argument("--workers", type=positive_int, default=None,
-                   help="worker processes (default: one per CPU core)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_phantom)
+    def command(name: str, *shared: str, **reworded: str) -> argparse.ArgumentParser:
+        help_line, description = ABOUT[name]
+        return sub.add_parser(name, help=help_line, description=description,
+                              parents=[shared_flags(*shared, **reworded)] if shared else [])
 
-    from mrigan_tf.prepare import add_prepare_arguments
-
-    p = sub.add_parser(
-        "prepare", help="prepare a real dataset (BraTS, OASIS-1, PPMI, BIDS, image folders)",
-        description="Turn a downloaded dataset into a dataset directory (dataset.npz + "
-                    "meta.json), split by subject, in the same contract as the phantom. "
-                    "Where to register and what to download: data_scripts/README.md.")
-    add_prepare_arguments(p)
-
-    p = sub.add_parser(
-        "train", help="train a GAN or the U-Net on a dataset directory (resumable run directory)",
-        description="Train one of the package's GANs, or the U-Net segmenter, on a prepared "
-                    "dataset (the train split; the U-Net is then scored on the test subjects). "
-                    "The run directory gets config.json, a backup after every epoch, sample "
-                    "grids, history.csv, loss curves and, at the end, model.keras. After an "
-                    "interruption, the same command with --resume continues from the last "
-                    "finished epoch. With KERAS_BACKEND=jax (no TensorFlow needed) the cwgan-gp "
-                    "trains with the jit-compiled JAX step into the same run directory; "
-                    "--strategy, --mixed-precision, --steps-per-execution and the other GANs "
-                    "are TensorFlow-only.")
-    p.add_argument("--model", required=True,
-                   help="gan, dcgan, wgan, cwgan-gp, or unet (the segmentation network)")
-    p.add_argument("--data", required=True, help="dataset directory (dataset.npz + meta.json)")
-    p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
-    length = p.add_mutually_exclusive_group(required=True)
-    length.add_argument("--epochs", type=positive_int, help="number of epochs")
-    length.add_argument("--steps", type=positive_int, help="at least this many generator steps")
-    p.add_argument("--steps-per-epoch", type=positive_int, default=None,
-                   help="generator steps per epoch (default: one pass over the train split)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
-                   help="XLA-compile the train step (default: on with a GPU, off on CPU, "
-                        "where XLA's convolutions are slower)")
-    p.add_argument("--strategy", choices=STRATEGIES, default="default",
-                   help="tf.distribute: default (one device), mirrored (every GPU of this "
-                        "machine), multiworker (several machines; set TF_CONFIG on each, see "
-                        "README). --batch-size is the global batch, split among the replicas")
-    mixed = [policy.removeprefix("mixed_") for policy in POLICIES if policy != "float32"]
-    p.add_argument("--mixed-precision", nargs="?", choices=mixed, const="float16", default=None,
-                   metavar="{" + ",".join(mixed) + "}",
-                   help="GANs: compute in float16 (the default; loss-scaled; GPUs with tensor "
-                        "cores) or bfloat16 (no loss scaling; CPUs with AVX512_BF16 or AMX, "
-                        "where it measured 1.35-1.45x faster, and TPUs/recent GPUs); weights "
-                        "stay float32")
-    p.add_argument("--steps-per-execution", type=positive_int, default=1,
-                   help="GANs: train steps per compiled call (default 1)")
-    p.add_argument("--d-lr", type=float, default=None, help="discriminator/critic learning rate")
-    p.add_argument("--g-lr", type=float, default=None, help="generator learning rate")
-    p.add_argument("--joint", action="store_true",
-                   help="unconditional GANs: train on image+mask instead of the image alone")
-    p.add_argument("--latent-dim", type=positive_int, default=None, help="size of the latent vector")
-    p.add_argument("--width", type=positive_int, default=None, help="base number of filters")
-    p.add_argument("--n-critic", type=positive_int, default=None, help="critic steps per generator step")
-    p.add_argument("--augment", default=None,
-                   help="cwgan-gp: DiffAugment policy, e.g. translation,cutout,brightness,contrast")
-    p.add_argument("--gp-weight", type=float, default=None, help="cwgan-gp: gradient penalty weight")
-    p.add_argument("--gp-every", type=positive_int, default=None, metavar="K",
-                   help="cwgan-gp: lazy regularization, the penalty on every K-th critic step "
-                        "weighted K x gp-weight (K divides --n-critic; default 1: every step). "
-                        "Faster, and a change of method: see the README, Speed on a CPU")
-    p.add_argument("--label-smoothing", type=float, default=None, help="gan/dcgan: one-sided label smoothing")
-    p.add_argument("--feature-matching", action="store_const", const=True, default=None,
-                   help="gan/dcgan: feature-matching generator loss")
-    p.add_argument("--clip-value", type=float, default=None, help="wgan: weight clipping bound c")
-    p.add_argument("--lr", type=float, default=None, help="unet: learning rate (default 1e-3)")
-    p.add_argument("--depth", type=positive_int, default=None, help="unet: number of poolings")
-    p.add_argument("--dropout", type=float, default=None, help="unet: bottleneck dropout rate")
-    p.add_argument("--no-augment", action="store_true", help="unet: no random flips")
-    p.add_argument("--set", action="append", type=_parse_option, metavar="KEY=VALUE",
-                   help="any other option of the model's factory (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser(
-        "generate", help="generate a synthetic image+mask dataset from a trained cwgan-gp run",
-        description="Draw N (image, mask) pairs from the conditional generator of a run and write "
-                    "them as a dataset directory in the same contract as real data (so the U-Net "
-                    "and the metrics use it unchanged), optionally with PNG pairs, NIfTI stacks and "
-                    "manifest.csv. Same run and seed: identical dataset.npz.")
-    p.add_argument("--run", required=True, help="run directory written by `mrigan-tf train`")
-    p.add_argument("--n", type=positive_int, default=10_000,
-                   help="number of pairs in total, or per class with --per-class (default 10000)")
-    p.add_argument("--out", required=True, help="dataset directory to create")
-    p.add_argument("--per-class", action="store_true", help="--n pairs for each class")
-    p.add_argument("--proportions", type=_proportions, default=None,
-                   help="class proportions, e.g. 0.7,0.3 (default: equal)")
-    p.add_argument("--format", default="npz", help="npz (always), png, nifti; e.g. npz,png,nifti")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of pairs in the val split (0.1)")
-    p.add_argument("--batch-size", type=positive_int, default=500, help="generation batch size (500)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser(
-        "evaluate", help="compare a synthetic dataset with the real one (FID/KID, IS, diversity, "
-                         "memorization)",
-        description="Evaluate a synthetic dataset against the real dataset it imitates: FID and "
-                    "KID with the real-vs-real floor (train vs test subjects), Inception Score, "
-                    "MS-SSIM / LPIPS diversity, mask statistics and a memorization audit, per "
-                    "class and overall. Writes report.json, report.md and evaluation.png to --out. "
-                    "The report names the feature extractor it used.")
-    p.add_argument("--real", required=True, help="real dataset directory (train and test splits)")
-    p.add_argument("--synthetic", required=True, help="synthetic dataset directory")
-    p.add_argument("--out", required=True, help="report directory to create")
-    p.add_argument("--extractor", choices=("domain", "inception"), default="domain",
-                   help="features for FID/KID: a classifier trained on the real train split "
-                        "(domain, default, offline) or InceptionV3 with ImageNet weights from "
-                        "the local Keras cache (inception; falls back to domain, and says so, "
-                        "when the weights are not there)")
-    p.add_argument("--max-images", type=positive_int, default=2000,
-                   help="at most this many slices per set (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser(
-        "tstr", help="train on synthetic, test on real: U-Nets on real, synthetic and both",
-        description="The experiment that says what a synthetic dataset is worth: U-Nets trained "
-                    "on (a) real, (b) synthetic only, (c) real + synthetic slices, at several "
-                    "fractions of the real training subjects, all scored on the same held-out "
-                    "real test subjects with the same number of steps. Writes tstr.json, tstr.md "
-                    "and tstr.png to --out.")
-    p.add_argument("--real", required=True, help="real dataset directory")
-    p.add_argument("--synthetic", required=True, help="synthetic dataset directory")
-    p.add_argument("--out", required=True, help="output directory to create")
-    p.add_argument("--fractions", type=_proportions, default=[0.1, 0.25, 1.0],
-                   help="fractions of the real training subjects (default 0.1,0.25,1)")
-    p.add_argument("--steps", type=positive_int, default=1000,
-                   help="optimisation steps per U-Net (default 1000)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
-    p.add_argument("--synthetic-share", type=_synthetic_share, default=0.5, metavar="S",
-                   help="share of synthetic slices in each real + synthetic batch (default 0.5); "
-                        "'proportional' pools both sets, so each fills batches in proportion "
-                        "to its size")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    p.add_argument("--width", type=positive_int, default=None, help="U-Net base width")
-    p.add_argument("--no-augment", action="store_true", help="no random flips")
-    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
-                   help="XLA-compile the train step (default: on with a GPU, off on CPU)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_tstr)
-
-    p = sub.add_parser(
-        "demo", help="run the main job end to end on the embedded dataset",
-        description="The pipeline on the embedded phantom dataset: simulate the data, train the "
-                    "conditional WGAN-GP for a few minutes (a short run, to show training), "
-                    "generate a synthetic image+mask dataset with the shipped reference model "
-                    "(the same model trained for thousands of steps on this phantom's train "
-                    "subjects; the short run's model when the phantom differs or with "
-                    "--no-reference), evaluate it, and write pictures and report.md under --out.")
-    p.add_argument("--out", default=os.path.join("runs", "demo"), help="output directory (default runs/demo)")
-    p.add_argument("--subjects", type=positive_int, default=40, help="phantom subjects (default 40)")
-    p.add_argument("--size", type=int, default=64, help="slice size in pixels (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--train-minutes", type=float, default=3.0,
-                   help="time budget of the short training run in minutes (default 3)")
-    p.add_argument("--steps", type=positive_int, default=400,
-                   help="at most this many generator steps in the short run (default 400)")
-    p.add_argument("--no-reference", action="store_true",
-                   help="generate with the short run's model, not the reference model")
-    p.add_argument("--n-synthetic", type=positive_int, default=10_000,
-                   help="synthetic pairs to generate (default 10000)")
-    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
-                   help="XLA-compile the train step (default: on with a GPU, off on CPU)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_demo)
+    add_phantom_arguments(command("phantom", "seed", "overwrite", "quiet",
+                                  seed="random seed; same seed, same data (default 0)"))
+    add_prepare_arguments(command("prepare"))  # its sources take their own --seed, --quiet...
+    add_train_arguments(command("train", "seed", "jit", "quiet",
+                                jit="XLA-compile the train step (default: on with a GPU, off "
+                                    "on CPU, where XLA's convolutions are slower)"))
+    add_generate_arguments(command("generate", "seed", "overwrite", "quiet"))
+    add_evaluate_arguments(command("evaluate", "seed", "overwrite", "quiet"))
+    add_tstr_arguments(command("tstr", "seed", "jit", "overwrite", "quiet"))
+    add_demo_arguments(command("demo", "seed", "jit", "quiet"))
     return parser
 
 
