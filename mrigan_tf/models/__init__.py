@@ -13,59 +13,33 @@ The walk of notebooks 02-04, one step per file:
 the same base in ``base.BaseGAN``.)
 
 ``make_gan("dcgan", image_shape)`` builds any of them by the name the command line uses, and
-``default_optimizers("wgan")`` gives the optimizers its paper trains with.
-"""
+``default_optimizers("wgan")`` gives the optimizers its paper trains with (``families``).
+The losses and penalties every family's step calls are in ``losses``; DiffAugment and the
+mixed-precision helpers beside them.
 
+The names below are imported on first use (PEP 562), so that ``mrigan_tf.models.
+mixed_precision`` (read by ``mrigan-tf --help``) does not pull in Keras and every family.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
 
-import keras
-
-from mrigan_tf.models.base import BaseGAN, latent_noise
-from mrigan_tf.models.cwgan_gp import ConditionalWGANGP, make_cwgan_gp
-from mrigan_tf.models.dcgan import (DCGAN, build_dcgan_discriminator, build_dcgan_generator,
-                                    make_dcgan)
-from mrigan_tf.models.gan import (VanillaGAN, build_mlp_discriminator, build_mlp_generator,
-                                  make_vanilla_gan)
-from mrigan_tf.models.wgan import WGAN, build_wgan_critic, make_wgan
-
-#: Family name (as on the command line) -> (factory, model class).
-FAMILIES: dict[str, tuple[Callable[..., BaseGAN], type[BaseGAN]]] = {
-    "gan": (make_vanilla_gan, VanillaGAN),
-    "dcgan": (make_dcgan, DCGAN),
-    "wgan": (make_wgan, WGAN),
-    "cwgan-gp": (make_cwgan_gp, ConditionalWGANGP),
+#: Public name -> the module of this package that defines it.
+_EXPORTS = {
+    "FAMILIES": "families", "make_gan": "families", "default_optimizers": "families",
+    "BaseGAN": "base", "latent_noise": "base",
+    "ConditionalWGANGP": "cwgan_gp", "make_cwgan_gp": "cwgan_gp",
+    "DCGAN": "dcgan", "build_dcgan_discriminator": "dcgan", "build_dcgan_generator": "dcgan",
+    "make_dcgan": "dcgan",
+    "VanillaGAN": "gan", "build_mlp_discriminator": "gan", "build_mlp_generator": "gan",
+    "make_vanilla_gan": "gan",
+    "WGAN": "wgan", "build_wgan_critic": "wgan", "make_wgan": "wgan",
 }
 
-
-def _family(name: str) -> tuple[Callable[..., BaseGAN], type[BaseGAN]]:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(FAMILIES)}") from None
+__all__ = sorted(_EXPORTS)
 
 
-def make_gan(family: str, image_shape: Sequence[int], **options) -> BaseGAN:
-    """A new, uncompiled model of ``family`` for images of ``image_shape`` (H, W, C).
-
-    ``options`` go to the family's factory (``make_vanilla_gan``, ``make_dcgan``,
-    ``make_wgan``): ``latent_dim``, ``seed``, widths and the family's own switches.
-    """
-    factory, _ = _family(family)
-    return factory(image_shape, **options)
-
-
-def default_optimizers(family: str) -> tuple[keras.optimizers.Optimizer,
-                                             keras.optimizers.Optimizer]:
-    """Fresh ``(d_optimizer, g_optimizer)`` with the settings of the family's paper."""
-    _, model_class = _family(family)
-    return model_class.default_optimizers()
-
-
-__all__ = [
-    "FAMILIES", "BaseGAN", "ConditionalWGANGP", "DCGAN", "VanillaGAN", "WGAN",
-    "build_dcgan_discriminator", "build_dcgan_generator", "build_mlp_discriminator",
-    "build_mlp_generator", "build_wgan_critic", "default_optimizers", "latent_noise",
-    "make_cwgan_gp", "make_dcgan", "make_gan", "make_vanilla_gan", "make_wgan",
-]
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mrigan_tf.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mrigan_tf.models.{_EXPORTS[name]}"), name)
