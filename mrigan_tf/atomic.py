@@ -53,11 +53,15 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
 
 @contextlib.contextmanager
 def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the same directory; rename it to ``target`` on success."""
+    """Yield a temporary path in the same directory; rename it to ``target`` on success.
+
+    The temporary name ends with all of ``target``'s suffixes (``.weights.h5``, ``.tar.gz``),
+    since writers such as Keras' ``save_weights`` choose the format by them.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=target.parent,
-                                    suffix=target.suffix)
+                                    suffix="".join(target.suffixes))
     os.close(fd)
     tmp = Path(tmp_name)
     try:

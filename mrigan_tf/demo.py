@@ -22,7 +22,15 @@ import shutil
 import time
 from pathlib import Path
 
+from mrigan_tf.data.contract import load_dataset
 from mrigan_tf.data.phantom import PhantomConfig, write_phantom
+from mrigan_tf.evaluation import evaluate_synthetic
+from mrigan_tf.reference import DEFAULT_REFERENCE, matches_dataset, reference_config, reference_dir
+from mrigan_tf.synth import write_synthetic_dataset
+from mrigan_tf.training.run_directory import LOSS_CURVES_FILE
+from mrigan_tf.training.runner import TrainConfig, train_gan
+from mrigan_tf.training.time_budget import TimeBudget
+from mrigan_tf.visualization import plot_dataset_classes, plot_real_vs_synthetic
 
 #: Small enough to train visibly within minutes on two CPU cores (the reference model has
 #: the same architecture, trained for longer).
@@ -57,15 +65,6 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", subjects: int = 40, size:
     ``use_reference=False`` generates with the short run's model even when the reference
     model matches. ``evaluation_options`` go to ``evaluate_synthetic`` (tests make it small).
     """
-    from mrigan_tf.data.contract import load_dataset
-    from mrigan_tf.evaluation import evaluate_synthetic
-    from mrigan_tf.reference import (DEFAULT_REFERENCE, matches_dataset, reference_config,
-                                     reference_dir)
-    from mrigan_tf.synth import write_synthetic_dataset
-    from mrigan_tf.training.runner import TrainConfig, train_gan
-    from mrigan_tf.training.time_budget import TimeBudget
-    from mrigan_tf.visualization import plot_dataset_classes, plot_real_vs_synthetic
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
@@ -91,7 +90,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", subjects: int = 40, size:
                                verbose="auto" if progress else 0)
     timings["training"] = time.perf_counter() - t0
     generator_steps = int(model.g_optimizer.iterations.numpy())
-    shutil.copyfile(run_dir / "loss_curves.png", out / "loss_curves.png")
+    shutil.copyfile(run_dir / LOSS_CURVES_FILE, out / "loss_curves.png")
 
     if use_reference:
         reference_used, why_not = matches_dataset(real)

@@ -32,7 +32,9 @@ from mrigan_tf import __version__
 from mrigan_tf.atomic import atomic_directory
 from mrigan_tf.data.contract import PreparedDataset, validate_dataset, write_dataset_files
 from mrigan_tf.errors import MriganError
+from mrigan_tf.models.base import latent_noise
 from mrigan_tf.progress import progress_bar
+from mrigan_tf.training.runner import load_run
 
 FORMATS = ("npz", "png", "nifti")
 
@@ -63,8 +65,6 @@ def generate_pairs(model, labels: np.ndarray, seed: int = 0, batch_size: int = 5
 
     The joint sample is ``concat([image channels, 2*mask-1], -1)``: the mask is the last channel.
     """
-    from mrigan_tf.models.base import latent_noise
-
     latent = latent_noise(len(labels), model.latent_dim, seed)
     images, masks = [], []
     bar = progress_bar(total=len(labels), desc="generating", unit="pair", disable=not progress)
@@ -193,8 +193,6 @@ def write_synthetic_dataset(run_dir: str | os.PathLike, out_dir: str | os.PathLi
                             batch_size: int = 500, progress: bool = True,
                             overwrite: bool = False) -> PreparedDataset:
     """Generate from the model of ``run_dir`` and write the dataset to ``out_dir`` atomically."""
-    from mrigan_tf.training.runner import load_run
-
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or "npz" not in formats:
         raise MriganError(f"--format takes a comma-separated subset of {', '.join(FORMATS)} "

@@ -11,6 +11,7 @@ import pytest
 
 from mrigan_tf.cli import main
 from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.training.run_directory import check_run_dir
 from mrigan_tf.training.runner import TrainConfig, load_run, train_gan
 from conftest import TINY_CWGAN
 
@@ -135,8 +136,6 @@ def test_cli_train_and_its_errors(squares_dir, tmp_path, capsys):
 def test_a_run_resumes_only_on_the_backend_that_trained_it(tiny_cwgan_run, tmp_path):
     """A JAX run's backup holds the JAX runner's state (step counter, noise streams): the
     TensorFlow runner must refuse to resume it rather than restart its epochs silently."""
-    from mrigan_tf.training.runner import check_run_dir
-
     run = tmp_path / "jax_run"
     run.mkdir()
     saved = json.loads((tiny_cwgan_run / "config.json").read_text())

@@ -25,7 +25,8 @@ phantom that ``mrigan-tf demo`` builds (40 subjects, 64 px, seed 0), on that pha
     README.md              all of the above in words, with the commands that reproduce it
 
 Its directory is a run directory like any other, so ``mrigan-tf generate --run`` takes it
-(``mrigan_tf.training.runner.load_run`` loads a generator shipped without its critic).
+(``mrigan_tf.training.runner.load_run`` loads a generator shipped without its critic,
+``mrigan_tf.training.run_directory`` names its files).
 
 ## When a reference model may be used
 
@@ -42,7 +43,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import keras
+
+from mrigan_tf.atomic import atomic_directory
 from mrigan_tf.errors import DataError
+from mrigan_tf.synth import build_synthetic_dataset
+from mrigan_tf.training.run_directory import (CONFIG_FILE, GENERATOR_WEIGHTS_FILE, HISTORY_FILE,
+                                              LOSS_CURVES_FILE)
+from mrigan_tf.training.runner import load_run
+from mrigan_tf.visualization import plot_real_vs_synthetic
 
 #: The shipped reference models: name -> what it is.
 REFERENCES = {
@@ -50,7 +59,7 @@ REFERENCES = {
 }
 DEFAULT_REFERENCE = "phantom64"
 #: Files ``publish_reference`` copies from a finished run directory.
-RUN_FILES = ("history.csv", "loss_curves.png")
+RUN_FILES = (HISTORY_FILE, LOSS_CURVES_FILE)
 SAMPLES_FILE = "samples.png"
 
 
@@ -63,7 +72,7 @@ def reference_dir(name: str = DEFAULT_REFERENCE) -> Path:
 
 def reference_config(name: str = DEFAULT_REFERENCE) -> dict[str, Any]:
     """The reference model's ``config.json`` (the run's settings and the ``reference`` block)."""
-    path = reference_dir(name) / "config.json"
+    path = reference_dir(name) / CONFIG_FILE
     if not path.is_file():
         raise DataError(path, "missing: the reference model is not in this installation")
     return json.loads(path.read_text())
@@ -71,8 +80,6 @@ def reference_config(name: str = DEFAULT_REFERENCE) -> dict[str, Any]:
 
 def is_available(name: str = DEFAULT_REFERENCE) -> bool:
     """Whether the reference model's configuration and generator weights are installed."""
-    from mrigan_tf.training.runner import CONFIG_FILE, GENERATOR_WEIGHTS_FILE
-
     directory = reference_dir(name)
     return (directory / CONFIG_FILE).is_file() and (directory / GENERATOR_WEIGHTS_FILE).is_file()
 
@@ -117,11 +124,6 @@ def publish_reference(run_dir: str | Path, dataset, out_dir: str | Path,
     on) and ``notes`` (wall time, machine, ...). Evaluation and TSTR outputs are added to the
     directory afterwards by their own commands.
     """
-    import keras
-
-    from mrigan_tf.atomic import atomic_directory
-    from mrigan_tf.training.runner import CONFIG_FILE, GENERATOR_WEIGHTS_FILE, load_run
-
     run_dir = Path(run_dir)
     model, saved, checkpoint = load_run(run_dir)
     if not getattr(model, "CONDITIONAL", False):
@@ -147,9 +149,6 @@ def publish_reference(run_dir: str | Path, dataset, out_dir: str | Path,
 
 def plot_reference_samples(model, dataset, path: Path, per_class: int = 8, seed: int = 0) -> None:
     """Real training pairs above generated ones, per class, masks outlined (``samples.png``)."""
-    from mrigan_tf.synth import build_synthetic_dataset
-    from mrigan_tf.visualization import plot_real_vs_synthetic
-
     synthetic = build_synthetic_dataset(model, dataset.class_names, 8 * per_class * dataset.num_classes,
                                         seed=seed, progress=False)
     plot_real_vs_synthetic(dataset.select("train"), synthetic, per_class=per_class, seed=seed,

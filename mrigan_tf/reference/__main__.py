@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mrigan_tf.data.contract import load_dataset
 from mrigan_tf.errors import MriganError
+from mrigan_tf.reference import publish_reference
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mrigan_tf.data.contract import load_dataset
-    from mrigan_tf.reference import publish_reference
-
     parser = argparse.ArgumentParser(prog="python -m mrigan_tf.reference", description=__doc__)
     parser.add_argument("--run", required=True, help="finished cwgan-gp run directory")
     parser.add_argument("--data", required=True, help="the dataset directory it was trained on")

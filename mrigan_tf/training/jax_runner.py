@@ -20,7 +20,8 @@ loop of epochs and writes the run directory the rest of the project reads:
     training_summary.json
 
 A ``.keras`` file does not depend on the backend that wrote it, so ``mrigan-tf generate --run
-DIR`` and ``runner.load_run`` read a JAX run on TensorFlow as they read their own.
+DIR`` and ``runner.load_run`` read a JAX run on TensorFlow as they read their own. The
+file names and the writers are ``mrigan_tf.training.run_directory``'s, as for every runner.
 
 ## Resuming
 
@@ -46,25 +47,22 @@ one-line error naming the option. The JAX step is always compiled (``jax.jit``).
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 
-from mrigan_tf.atomic import atomic_file
 from mrigan_tf.data.contract import PreparedDataset, image_channels, load_dataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.progress import progress_bar
-from mrigan_tf.training.runner import (BACKUP_DIR, BACKUP_WEIGHTS_FILE, HISTORY_FILE,
-                                       MODEL_FILE, SUMMARY_FILE, TrainConfig, build_model,
-                                       check_run_dir, write_run_config)
+from mrigan_tf.training.run_directory import (LOSS_CURVES_FILE, SAMPLES_DIR, backup_path,
+                                              check_run_dir, plan_epochs, read_history,
+                                              save_backup, save_run_model, write_history,
+                                              write_run_config, write_summary)
+from mrigan_tf.training.runner import TrainConfig, build_model
 
 BACKEND = "jax"
 MODEL = "cwgan-gp"
@@ -103,39 +101,6 @@ def _write_config(run_dir: Path, config: TrainConfig, image_shape, dataset: Prep
                      distribution={"strategy": "default", "replicas": 1,
                                    "device": f"{device.platform}: {device.device_kind}"},
                      backend={"backend": BACKEND, "jax_version": jax.__version__})
-
-
-def _save_backup(model: keras.Model, run_dir: Path) -> Path:
-    """``model.save_weights`` to ``backup/latest.weights.h5``, renamed into place when
-    complete (Keras wants the ``.weights.h5`` suffix, so ``atomic_file``'s name will not do)."""
-    target = run_dir / BACKUP_DIR / BACKUP_WEIGHTS_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", suffix=".weights.h5", dir=target.parent)
-    os.close(fd)
-    try:
-        model.save_weights(tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def _read_history(path: Path, epochs_kept: int) -> list[dict[str, str]]:
-    """The rows of ``history.csv`` for the first ``epochs_kept`` epochs (those the backup holds)."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if int(row["epoch"]) < epochs_kept]
-
-
-def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
-    # The columns of Keras' CSVLogger: epoch, then the logged names in sorted order.
-    names = ["epoch"] + sorted(k for k in rows[0] if k != "epoch")
-    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=names)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 # ## The data: NumPy batches, a fresh permutation per epoch
@@ -184,11 +149,7 @@ def train_cwgan_gp_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: 
 
     dataset = load_dataset(config.data)
     train_split = dataset.select("train")
-    if len(train_split) < config.batch_size:
-        raise DataError(config.data, f"the train split holds {len(train_split)} slices, fewer "
-                        f"than the batch size {config.batch_size}; lower --batch-size")
-    steps_per_epoch = config.steps_per_epoch or len(train_split) // config.batch_size
-    epochs = config.epochs or math.ceil(config.steps / steps_per_epoch)
+    steps_per_epoch, epochs = plan_epochs(config, len(train_split))
     # The joint tensor: the image channels (one per modality) and 2*mask-1.
     images = train_split.joint().astype(np.float32)
     labels = train_split.labels.astype(np.int32)
@@ -200,7 +161,7 @@ def train_cwgan_gp_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, config, image_shape, dataset, steps_per_epoch, epochs)
 
-    backup = run_dir / BACKUP_DIR / BACKUP_WEIGHTS_FILE
+    backup = backup_path(run_dir)
     if resume and backup.is_file():
         try:
             model.load_weights(backup)
@@ -211,12 +172,12 @@ def train_cwgan_gp_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: 
     if partial:
         raise DataError(backup, f"holds {trainer.steps_done} steps, not a whole number of "
                         f"epochs of {steps_per_epoch} steps; was the dataset changed?")
-    history_rows = _read_history(run_dir / HISTORY_FILE, done_epochs)
+    history_rows = read_history(run_dir, epochs_kept=done_epochs)
 
-    grid = SampleGridCallback(run_dir / "samples", n=config.samples, seed=config.seed)
+    grid = SampleGridCallback(run_dir / SAMPLES_DIR, n=config.samples, seed=config.seed)
     grid.set_model(model)
     grid.set_params({"epochs": epochs})
-    curves = LossHistoryPlot(run_dir / "loss_curves.png", history={
+    curves = LossHistoryPlot(run_dir / LOSS_CURVES_FILE, history={
         name: [float(row[name]) for row in history_rows] for name in trainer.METRIC_NAMES})
 
     history: dict[str, list[float]] = {name: [] for name in trainer.METRIC_NAMES}
@@ -239,18 +200,15 @@ def train_cwgan_gp_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: 
             # The history row, grid and curves first, the backup last: a kill in between
             # leaves a row the backup does not hold, which a resume drops and trains again.
             history_rows.append({"epoch": epoch, **logs})
-            _write_history(run_dir / HISTORY_FILE, history_rows)
+            write_history(run_dir, history_rows)
             grid.on_epoch_end(epoch)
             curves.on_epoch_end(epoch, logs)
-            _save_backup(model, run_dir)
+            save_backup(run_dir, model)
     elapsed = time.perf_counter() - t0
 
     trainer.sync_to_model()
-    with atomic_file(run_dir / MODEL_FILE) as tmp:
-        model.save(tmp)
-    summary = {"seconds": round(elapsed, 1), "epochs": epochs, "backend": BACKEND,
-               "generator_steps": trainer.steps_done,
-               "critic_steps": int(keras.ops.convert_to_numpy(model.d_optimizer.iterations))}
-    with atomic_file(run_dir / SUMMARY_FILE) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    save_run_model(run_dir, model)
+    critic_steps = int(keras.ops.convert_to_numpy(model.d_optimizer.iterations))
+    write_summary(run_dir, {"seconds": round(elapsed, 1), "epochs": epochs, "backend": BACKEND,
+                            "generator_steps": trainer.steps_done, "critic_steps": critic_steps})
     return model, history

@@ -1,6 +1,7 @@
 """Train any GAN of the package on a dataset directory, into a resumable run directory.
 
-``mrigan-tf train`` and the notebooks call ``train_gan``. A run directory holds
+``mrigan-tf train`` and the notebooks call ``train_gan``. A run directory
+(``mrigan_tf.training.run_directory`` owns its layout) holds
 
     config.json        what was trained, on what, with which settings (enough to rebuild it)
     backup/            Keras BackupAndRestore state: weights, both optimizers, epoch counter
@@ -28,31 +29,22 @@ cores; see ``mrigan_tf.training.mixed_precision``).
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from mrigan_tf import __version__
-from mrigan_tf.atomic import atomic_file
 from mrigan_tf.data.contract import image_channels, load_dataset
-from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.errors import MriganError
 from mrigan_tf.lazy_tensorflow import tf
-
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.keras"
-BACKUP_DIR = "backup"
-HISTORY_FILE = "history.csv"
-#: The backup's weights file (the name Keras' BackupAndRestore writes; the JAX runner too).
-BACKUP_WEIGHTS_FILE = "latest.weights.h5"
-SUMMARY_FILE = "training_summary.json"
-#: A generator published without its critic (``load_run_model``).
-GENERATOR_WEIGHTS_FILE = "generator.weights.h5"
+from mrigan_tf.training.run_directory import (BACKUP_DIR, HISTORY_FILE, LOSS_CURVES_FILE,
+                                              SAMPLES_DIR, check_run_dir, load_run_model,
+                                              plan_epochs, read_run_config, save_run_model,
+                                              write_run_config, write_summary)
+# Still imported from here by training.jax_trainer (not a name this module uses).
+from mrigan_tf.training.run_directory import GENERATOR_WEIGHTS_FILE  # noqa: F401
 
 
 def model_families() -> dict[str, tuple[Any, type]]:
@@ -145,42 +137,6 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     return model
 
 
-def _check_resume(run_dir: Path, config: Any) -> None:
-    saved_run = json.loads((run_dir / CONFIG_FILE).read_text())
-    saved = saved_run["train"]
-    # A backup holds one backend's training state (the JAX runner's step counter and noise
-    # streams are not Keras' BackupAndRestore's): resume on the backend that trained it.
-    trained_on = saved_run.get("backend", "tensorflow")
-    if trained_on != keras.backend.backend():
-        raise MriganError(f"{run_dir / CONFIG_FILE}: this run was trained on {trained_on}; "
-                          f"resume it with KERAS_BACKEND={trained_on}")
-    current = dataclasses.asdict(config)
-    # A setting missing from an older config.json had its default then.
-    defaults = {f.name: f.default for f in dataclasses.fields(config)
-                if f.default is not dataclasses.MISSING}
-    resumable = getattr(config, "RESUMABLE_CHANGES", TrainConfig.RESUMABLE_CHANGES)
-    differs = [k for k in current if k not in resumable
-               and saved.get(k, defaults.get(k)) != current[k]]
-    if differs:
-        raise MriganError(f"{run_dir / CONFIG_FILE}: cannot resume with different settings "
-                          f"({', '.join(f'{k}: {saved.get(k)!r} -> {current[k]!r}' for k in differs)})")
-
-
-def check_run_dir(run_dir: Path, config: Any, resume: bool) -> None:
-    """Refuse to start over an existing run, or to resume a missing or different one.
-
-    ``config`` is the run's dataclass (``TrainConfig``, or the U-Net's ``SegmentationConfig``).
-    """
-    if resume:
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise DataError(run_dir, "nothing to resume: no config.json here (start the run "
-                            "without --resume)")
-        _check_resume(run_dir, config)
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise DataError(run_dir, "run directory already exists; pass --resume to continue it "
-                        "or choose another --out")
-
-
 def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
               callbacks: list[keras.callbacks.Callback] | None = None, verbose: int | str = "auto",
               show_samples: bool = False):
@@ -206,16 +162,11 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     dataset = load_dataset(config.data)
     keras.utils.set_random_seed(config.seed)
     output = "joint" if config.uses_joint else "image"
-    train_split = dataset.select("train")
-    if len(train_split) < config.batch_size:
-        raise DataError(config.data, f"the train split holds {len(train_split)} slices, fewer "
-                        f"than the batch size {config.batch_size}; lower --batch-size")
+    steps_per_epoch, epochs = plan_epochs(config, len(dataset.select("train")))
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise MriganError(f"the batch size {config.batch_size} does not split evenly among "
                           f"{replicas} replicas; use a multiple of {replicas}")
-    steps_per_epoch = config.steps_per_epoch or len(train_split) // config.batch_size
-    epochs = config.epochs or math.ceil(config.steps / steps_per_epoch)
     # Image channels (one per modality) plus, for the joint tensor, the mask channel.
     channels = image_channels(dataset.meta) + (1 if output == "joint" else 0)
     image_shape = (dataset.image_size, dataset.image_size, channels)
@@ -230,7 +181,8 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(run_dir, config, image_shape, dataset, steps_per_epoch, epochs,
-                         describe(strategy), {"tensorflow_version": tf.__version__})
+                         backend={"tensorflow_version": tf.__version__},
+                         distribution=describe(strategy))
 
     data = make_dataset(dataset, "train", batch_size=config.batch_size, output=output,
                         seed=config.seed, repeat=True)
@@ -245,9 +197,9 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     if chief:
         all_callbacks += [
             keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
-            SampleGridCallback(run_dir / "samples", n=config.samples, seed=config.seed,
+            SampleGridCallback(run_dir / SAMPLES_DIR, n=config.samples, seed=config.seed,
                                show=show_samples),
-            LossHistoryPlot(run_dir / "loss_curves.png"),
+            LossHistoryPlot(run_dir / LOSS_CURVES_FILE),
             *(callbacks or []),
         ]
     t0 = time.perf_counter()
@@ -256,87 +208,20 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     elapsed = time.perf_counter() - t0
     if not chief:
         return model, history.history
-    with atomic_file(run_dir / MODEL_FILE) as tmp:
-        model.save(tmp)
-    summary = {"seconds": round(elapsed, 1), "epochs": epochs,
-               "generator_steps": int(model.g_optimizer.iterations.numpy()),
-               "critic_steps": int(model.d_optimizer.iterations.numpy())}
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    save_run_model(run_dir, model)
+    write_summary(run_dir, {"seconds": round(elapsed, 1), "epochs": epochs,
+                            "generator_steps": int(model.g_optimizer.iterations.numpy()),
+                            "critic_steps": int(model.d_optimizer.iterations.numpy())})
     return model, history.history
 
 
-def write_run_config(run_dir: Path, config: TrainConfig, image_shape, dataset,
-                     steps_per_epoch: int, epochs: int, distribution: dict[str, Any],
-                     backend: dict[str, Any]) -> None:
-    """Write ``config.json``: the settings, what the data was, and what trained it.
-
-    ``backend`` adds what only one runner knows (its framework's version; ``"backend":
-    "jax"`` for the JAX runner, which a TensorFlow ``--resume`` then refuses).
-    """
-    with atomic_file(run_dir / CONFIG_FILE) as tmp:
-        tmp.write_text(json.dumps({
-            "train": dataclasses.asdict(config),
-            "image_shape": list(image_shape),
-            "class_names": dataset.class_names,
-            "steps_per_epoch": steps_per_epoch,
-            "epochs": epochs,
-            "data_source": dataset.meta.get("source"),
-            "data_modality": dataset.meta.get("modality"),
-            "data_channels": dataset.meta.get("channels"),
-            "package_version": __version__,
-            "keras_version": keras.__version__,
-            **backend,
-            "distribution": distribution,
-        }, indent=2) + "\n")
-
-
-def read_run_config(run_dir: Path, train_command: str = "mrigan-tf train --out DIR ...") -> dict:
-    """The saved ``config.json`` of a run directory, or a ``DataError`` saying it is none."""
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise DataError(run_dir, f"not a run directory (no config.json); train one with "
-                        f"`{train_command}`")
-    return json.loads(config_path.read_text())
-
-
-def load_run_model(run_dir: Path, rebuild: Callable[[], keras.Model]):
-    """``(model, path)``: ``model.keras`` when training finished, else the last backup's
-    weights (of the last finished epoch) loaded into ``rebuild()``'s fresh model.
-
-    A directory that ships only ``generator.weights.h5`` (a published generator, such as
-    the package's reference model: a few MB instead of the whole GAN with its critic and
-    optimizer state) gives ``rebuild()``'s GAN with those generator weights and an
-    untrained critic: enough to generate, not to resume training.
-    """
-    model_path = run_dir / MODEL_FILE
-    if model_path.is_file():
-        try:
-            return keras.models.load_model(model_path), model_path
-        except Exception as exc:  # a truncated or foreign file: say which
-            raise DataError(model_path, f"cannot load the model ({type(exc).__name__}: {exc})") from None
-    backup = run_dir / BACKUP_DIR / BACKUP_WEIGHTS_FILE
-    generator_only = run_dir / GENERATOR_WEIGHTS_FILE
-    if backup.is_file():
-        model = rebuild()
-        model.load_weights(backup)
-        return model, backup
-    if generator_only.is_file():
-        model = rebuild()
-        try:
-            model.generator.load_weights(generator_only)
-        except Exception as exc:  # truncated, or written by another architecture
-            raise DataError(generator_only, f"cannot load the generator weights "
-                            f"({type(exc).__name__}: {exc})") from None
-        return model, generator_only
-    raise DataError(run_dir, "holds neither model.keras nor a backup nor generator weights: "
-                    "was training started here?")
-
-
 def load_run(run_dir: str | os.PathLike):
-    """The trained model of a run directory, and its saved configuration.
+    """The trained model of a run directory, its saved configuration, and the file loaded.
 
     Prefers ``model.keras``; a run that was stopped before finishing falls back to its last
-    backup (the weights of the last finished epoch).
+    backup (the weights of the last finished epoch), a published generator to its generator
+    weights (``run_directory.load_run_model``, given this module's ``build_model`` to rebuild
+    the GAN from the saved ``TrainConfig``).
     """
     run_dir = Path(run_dir)
     saved = read_run_config(run_dir)

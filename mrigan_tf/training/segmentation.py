@@ -5,7 +5,7 @@ Description: the downstream task, on real or synthetic data alike (the same data
 ``mrigan-tf train --model unet`` and the notebooks call ``train_unet``. It trains
 ``mrigan_tf.models.unet`` with ``fit()`` on the *train* split of a dataset directory, watches
 the *val* split, and writes a run directory laid out like a GAN run
-(``mrigan_tf.training.runner``):
+(``mrigan_tf.training.run_directory``):
 
     config.json            what was trained, on what, with which settings
     backup/                Keras BackupAndRestore state (weights, optimizer, epoch counter)
@@ -39,7 +39,6 @@ good to watch). ``evaluate_segmentation`` gives the numbers papers report:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -52,7 +51,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrigan_tf import __version__
 from mrigan_tf.atomic import atomic_file
 from mrigan_tf.data.contract import PreparedDataset, load_dataset
 from mrigan_tf.data.pipeline import make_dataset
@@ -60,9 +58,11 @@ from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.metrics.overlap import dice_iou, overlap_counts
 from mrigan_tf.models.unet import THRESHOLD, build_unet, compile_unet
 from mrigan_tf.training.distribute import make_strategy
-from mrigan_tf.training.runner import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,
-                                       SUMMARY_FILE, check_run_dir, load_run_model,
-                                       read_run_config)
+from mrigan_tf.training.run_directory import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE,
+                                              LOSS_CURVES_FILE, check_run_dir, history_columns,
+                                              load_run_model, plan_epochs, read_history,
+                                              read_run_config, save_run_model, write_run_config,
+                                              write_summary)
 
 MODEL_NAME = "unet"
 #: Keras' own fit() scales the compiled loss for the replicas of a MirroredStrategy.
@@ -252,16 +252,6 @@ def fit_unet(model: keras.Model, train: PreparedDataset, epochs: int, steps_per_
 
 # ## Training into a run directory
 
-def _read_history(path: Path) -> dict[str, list[float]]:
-    """history.csv of an earlier (interrupted) run, so resumed curves continue it."""
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")]
-            for k in (rows[0] if rows else {}) if k != "epoch"}
-
-
 def train_unet(config: SegmentationConfig, run_dir: str | os.PathLike, resume: bool = False,
                callbacks: list[keras.callbacks.Callback] | None = None,
                verbose: int | str = "auto", evaluate_split: str | None = "test"):
@@ -279,11 +269,8 @@ def train_unet(config: SegmentationConfig, run_dir: str | os.PathLike, resume: b
 
     dataset = load_dataset(config.data)
     train, val = dataset.select("train"), dataset.select("val")
-    if len(train) == 0:
-        raise DataError(config.data, "the train split holds no slices; a U-Net trains on "
-                        "the train split (synthetic sets: regenerate with --val-fraction < 1)")
-    steps_per_epoch = config.steps_per_epoch or max(1, len(train) // config.batch_size)
-    epochs = config.epochs or math.ceil(config.steps / steps_per_epoch)
+    # The training stream repeats before it batches: a split smaller than a batch is fine.
+    steps_per_epoch, epochs = plan_epochs(config, len(train), repeats_before_batching=True)
     strategy = make_strategy(config.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise MriganError(f"the batch size {config.batch_size} does not split evenly among "
@@ -292,29 +279,17 @@ def train_unet(config: SegmentationConfig, run_dir: str | os.PathLike, resume: b
         model = build_segmenter(config, dataset.image_size)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_file(run_dir / CONFIG_FILE) as tmp:
-        tmp.write_text(json.dumps({
-            "train": dataclasses.asdict(config),
-            "image_shape": list(model.input_shape[1:]),
-            "depth": len([l for l in model.layers if l.name.endswith("_pool")]),
-            "class_names": dataset.class_names,
-            "steps_per_epoch": steps_per_epoch,
-            "epochs": epochs,
-            "train_slices": len(train),
-            "val_slices": len(val),
-            "data_source": dataset.meta.get("source"),
-            "data_modality": dataset.meta.get("modality"),
-            "package_version": __version__,
-            "keras_version": keras.__version__,
-            "tensorflow_version": tf.__version__,
-        }, indent=2) + "\n")
+    write_run_config(run_dir, config, model.input_shape[1:], dataset, steps_per_epoch, epochs,
+                     backend={"tensorflow_version": tf.__version__},
+                     details={"depth": len([l for l in model.layers if l.name.endswith("_pool")]),
+                              "train_slices": len(train), "val_slices": len(val)})
 
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), save_freq="epoch",
                                          delete_checkpoint=False),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
-        LossHistoryPlot(run_dir / "loss_curves.png", title="U-Net",
-                        history=_read_history(run_dir / HISTORY_FILE) if resume else None),
+        LossHistoryPlot(run_dir / LOSS_CURVES_FILE, title="U-Net",
+                        history=history_columns(read_history(run_dir)) if resume else None),
         *(callbacks or []),
     ]
     t0 = time.perf_counter()
@@ -322,13 +297,10 @@ def train_unet(config: SegmentationConfig, run_dir: str | os.PathLike, resume: b
                        seed=config.seed, augment=config.augment, val=val,
                        callbacks=all_callbacks, verbose=verbose)
     elapsed = time.perf_counter() - t0
-    with atomic_file(run_dir / MODEL_FILE) as tmp:
-        model.save(tmp)
-    summary = {"seconds": round(elapsed, 1), "epochs": epochs,
-               "optimizer_steps": int(model.optimizer.iterations.numpy()),
-               "last": {k: float(v[-1]) for k, v in history.history.items() if v}}
-    with atomic_file(run_dir / SUMMARY_FILE) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    save_run_model(run_dir, model)
+    write_summary(run_dir, {"seconds": round(elapsed, 1), "epochs": epochs,
+                            "optimizer_steps": int(model.optimizer.iterations.numpy()),
+                            "last": {k: float(v[-1]) for k, v in history.history.items() if v}})
     if evaluate_split is not None and np.any(dataset.split == evaluate_split):
         scores = evaluate_segmentation(model, dataset, split=evaluate_split)
         with atomic_file(run_dir / EVALUATION_FILE) as tmp:
