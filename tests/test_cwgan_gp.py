@@ -9,8 +9,8 @@ import tensorflow as tf
 from keras import layers, ops
 
 from mrigan_tf.models.cwgan_gp import (ConditionalWGANGP, build_conditional_critic,
-                                       build_conditional_generator, make_cwgan_gp,
-                                       gradient_penalty)
+                                       build_conditional_generator, make_cwgan_gp)
+from mrigan_tf.models.losses import gradient_penalty, interpolate
 
 
 def _critic_from(fn, size=4, channels=2):
@@ -19,42 +19,104 @@ def _critic_from(fn, size=4, channels=2):
     return keras.Model([image, label], fn(image))
 
 
+def _tiny_generator(size=4, channels=2, latent_dim=4, num_classes=2):
+    """(z, class) -> (size, size, channels): the other player, for a model around a critic."""
+    z = keras.Input((latent_dim,))
+    label = keras.Input((), dtype="int32")
+    x = layers.Concatenate()([z, layers.Embedding(num_classes, 2)(label)])
+    x = layers.Dense(size * size * channels, activation="tanh")(x)
+    return keras.Model([z, label], layers.Reshape((size, size, channels))(x))
+
+
+def _model_around(critic, size=4, channels=2, **options):
+    return ConditionalWGANGP(_tiny_generator(size, channels), critic, latent_dim=4, **options)
+
+
+def _penalty(model, real, fake, labels, alpha):
+    """The gradient penalty as the model's critic loss computes it."""
+    return gradient_penalty(model.input_gradients(interpolate(real, fake, alpha), labels))
+
+
+def _linear_critic(w, size=4, channels=2):
+    critic = _critic_from(lambda x: layers.Dense(1)(layers.Flatten()(x)), size, channels)
+    critic.layers[-1].set_weights([w, np.zeros(1, np.float32)])
+    return critic
+
+
 def test_gradient_penalty_of_a_linear_critic_is_the_squared_norm_gap():
     # D(x) = <w, x> + b has gradient w everywhere: GP = (||w|| - 1)^2 exactly.
-    critic = _critic_from(lambda x: layers.Dense(1)(layers.Flatten()(x)))
     w = np.random.default_rng(0).normal(size=(32, 1)).astype(np.float32)
-    critic.layers[-1].set_weights([w, np.zeros(1, np.float32)])
+    model = _model_around(_linear_critic(w))
     real = tf.random.normal((5, 4, 4, 2))
     fake = tf.random.normal((5, 4, 4, 2))
     alpha = tf.random.uniform((5, 1, 1, 1))
-    gp = float(gradient_penalty(critic, real, fake, tf.zeros(5, tf.int32), alpha))
+    labels = tf.zeros(5, tf.int32)
+    # The input gradient is w for every sample, in the image's layout (Flatten is row-major).
+    grads = model.input_gradients(interpolate(real, fake, alpha), labels).numpy()
+    assert grads.dtype == np.float32
+    np.testing.assert_allclose(grads, np.broadcast_to(w.reshape(4, 4, 2), grads.shape), rtol=1e-6)
+    gp = float(_penalty(model, real, fake, labels, alpha))
     assert gp == pytest.approx((np.linalg.norm(w) - 1.0) ** 2, rel=1e-5)
 
 
 def test_gradient_penalty_of_a_quadratic_critic_matches_a_hand_computation():
     # D(x) = sum(x^2): gradient 2 x_hat, with x_hat = alpha*real + (1-alpha)*fake per sample.
-    critic = _critic_from(lambda x: ops.sum(ops.square(x), axis=(1, 2, 3)))
+    model = _model_around(_critic_from(lambda x: ops.sum(ops.square(x), axis=(1, 2, 3))))
     rng = np.random.default_rng(1)
     real = rng.normal(size=(6, 4, 4, 2)).astype(np.float32)
     fake = rng.normal(size=(6, 4, 4, 2)).astype(np.float32)
     alpha = rng.uniform(size=(6, 1, 1, 1)).astype(np.float32)
+    labels = tf.zeros(6, tf.int32)
     x_hat = alpha * real + (1 - alpha) * fake
+    np.testing.assert_allclose(model.input_gradients(interpolate(real, fake, alpha), labels),
+                               2 * x_hat, rtol=1e-5, atol=1e-6)
     norms = np.sqrt(((2 * x_hat) ** 2).reshape(6, -1).sum(axis=1))
     expected = np.mean((norms - 1.0) ** 2)
-    gp = float(gradient_penalty(critic, real, fake, tf.zeros(6, tf.int32), alpha))
+    gp = float(_penalty(model, real, fake, labels, alpha))
     assert gp == pytest.approx(expected, rel=1e-5)
 
 
 def test_gradient_penalty_stays_finite_when_the_gradient_is_exactly_zero():
     # A critic with all-zero weights has gradient 0: sqrt'(0) would be infinite without eps.
     critic = _critic_from(lambda x: layers.Dense(1, kernel_initializer="zeros")(layers.Flatten()(x)))
+    model = _model_around(critic)
     real, fake = tf.random.normal((4, 4, 4, 2)), tf.random.normal((4, 4, 4, 2))
     with tf.GradientTape() as tape:
-        gp = gradient_penalty(critic, real, fake, tf.zeros(4, tf.int32), tf.fill((4, 1, 1, 1), 0.5))
+        gp = _penalty(model, real, fake, tf.zeros(4, tf.int32), tf.fill((4, 1, 1, 1), 0.5))
     kernel = critic.layers[-1].kernel    # the penalty depends on the kernel, not the bias
     grad = tape.gradient(gp, kernel)
     assert float(gp) == pytest.approx(1.0, abs=1e-5)
     assert grad is not None and np.all(np.isfinite(grad.numpy()))
+
+
+def test_critic_and_generator_losses_of_a_linear_critic():
+    # D(x) = <w, x>: every term of the two loss methods is known in closed form.
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(32, 1)).astype(np.float32)
+    real, fake = (rng.normal(size=(6, 4, 4, 2)).astype(np.float32) for _ in "rf")
+    labels = tf.constant([0, 1, 0, 1, 1, 0], tf.int32)
+    alpha = tf.constant(rng.uniform(size=(6, 1, 1, 1)).astype(np.float32))
+    d_real, d_fake = real.reshape(6, -1) @ w, fake.reshape(6, -1) @ w
+    real, fake = tf.constant(real), tf.constant(fake)
+    wasserstein = d_real.mean() - d_fake.mean()
+    gp = (np.linalg.norm(w) - 1.0) ** 2
+    for gp_every, drift in ((1, 0.0), (2, 0.0), (1, 0.5)):
+        model = _model_around(_linear_critic(w), n_critic=2, gp_every=gp_every, drift_weight=drift)
+        unpenalized = -wasserstein + drift * np.mean(d_real ** 2)
+        loss, logs = model.discriminator_loss(real, fake, labels, None)
+        assert set(logs) == {"d_loss", "wasserstein"}
+        assert float(loss) == pytest.approx(unpenalized, rel=1e-5)
+        assert float(logs["wasserstein"]) == pytest.approx(wasserstein, rel=1e-5)
+        # With interpolation weights: + gp_every * lambda * GP (lazy regularization's weight)
+        loss, logs = model.discriminator_loss(real, fake, labels, alpha)
+        assert float(logs["gp"]) == pytest.approx(gp, rel=1e-5)
+        assert float(logs["d_loss"]) == pytest.approx(unpenalized, rel=1e-5)
+        assert float(loss) == pytest.approx(unpenalized + gp_every * 10.0 * gp, rel=1e-5)
+        # The logged d_loss is -W + lambda * GP whatever gp_every is.
+        assert float(model.finish_logs(logs)["d_loss"]) == pytest.approx(
+            unpenalized + 10.0 * gp, rel=1e-5)
+        g_loss, g_logs = model.generator_loss(real, fake, labels)
+        assert float(g_loss) == float(g_logs["g_loss"]) == pytest.approx(-d_fake.mean(), rel=1e-5)
 
 
 @pytest.mark.parametrize("offset", [0.25, 2.0])
@@ -65,6 +127,7 @@ def test_penalty_drives_the_critic_gradient_norm_to_its_optimum(offset):
     keras.utils.set_random_seed(0)
     critic = _critic_from(lambda x: layers.Dense(1)(layers.Dense(32, activation="tanh")(
         layers.Flatten()(x))), size=2, channels=1)
+    model = _model_around(critic, size=2, channels=1)
     real = tf.random.normal((64, 2, 2, 1)) * 0.02 + offset
     fake = tf.random.normal((64, 2, 2, 1)) * 0.02 - offset
     distance = 2 * offset * 2.0          # |(+o) - (-o)| in each of 4 coordinates
@@ -84,8 +147,8 @@ def test_penalty_drives_the_critic_gradient_norm_to_its_optimum(offset):
     for _ in range(300):
         with tf.GradientTape() as tape:
             w = tf.reduce_mean(critic([real, labels])) - tf.reduce_mean(critic([fake, labels]))
-            loss = -w + 10.0 * gradient_penalty(critic, real, fake, labels,
-                                                tf.random.uniform((64, 1, 1, 1)))
+            loss = -w + 10.0 * _penalty(model, real, fake, labels,
+                                        tf.random.uniform((64, 1, 1, 1)))
         opt.apply_gradients(zip(tape.gradient(loss, critic.trainable_variables),
                                 critic.trainable_variables))
     after = np.abs(np.median(grad_norms()) - optimum)
@@ -127,6 +190,7 @@ def test_penalty_and_train_step_compile_with_xla():
     # The penalty's nested tape (a gradient of a gradient) under jit_compile=True must give
     # what it gives without XLA, its weight gradient (the double backward pass) included.
     critic = build_conditional_critic(16, 2, width=8)
+    model = _model_around(critic, size=16)
     rng = np.random.default_rng(3)
     real, fake = (tf.constant(rng.normal(size=(6, 16, 16, 2)).astype(np.float32)) for _ in "rf")
     labels = tf.constant([0, 1, 0, 1, 1, 0], tf.int32)
@@ -134,7 +198,7 @@ def test_penalty_and_train_step_compile_with_xla():
 
     def penalty_and_gradient(real, fake, labels, alpha):
         with tf.GradientTape() as tape:
-            gp = gradient_penalty(critic, real, fake, labels, alpha)
+            gp = _penalty(model, real, fake, labels, alpha)
         return gp, tape.gradient(gp, critic.trainable_variables)
 
     results = [tf.function(penalty_and_gradient, jit_compile=jit)(real, fake, labels, alpha)
@@ -168,9 +232,10 @@ def _critic_update(gp_every, penalize, x, y):
     model = _small_model(n_critic=2, gp_every=gp_every)
     model.compile(keras.optimizers.SGD(1.0), keras.optimizers.SGD(1.0), jit_compile=False)
     before = [w.numpy().copy() for w in model.critic.trainable_weights]
-    d_loss, gp, wasserstein = model.critic_step(tf.constant(x), tf.constant(y), penalize=penalize)
+    logs = model.discriminator_step(tf.constant(x), tf.constant(y), penalize=penalize)
     after = [w.numpy() for w in model.critic.trainable_weights]
-    return np.concatenate([(a - b).ravel() for a, b in zip(after, before)]), gp
+    assert int(model.d_optimizer.iterations) == 1 and int(model.g_optimizer.iterations) == 0
+    return np.concatenate([(a - b).ravel() for a, b in zip(after, before)]), logs.get("gp")
 
 
 def test_lazy_regularization_weights_the_penalty_by_k_on_the_steps_that_take_it():
@@ -190,17 +255,24 @@ def test_lazy_regularization_weights_the_penalty_by_k_on_the_steps_that_take_it(
 def test_lazy_regularization_penalizes_one_critic_step_in_k_and_logs_the_full_loss(monkeypatch):
     import mrigan_tf.models.cwgan_gp as cwgan_gp
 
-    calls = []
+    # Counted twice: the penalty where the critic loss looks it up, and the input gradient
+    # (the second backward pass through the critic) that it is computed from.
+    calls, input_calls = [], []
     penalty = cwgan_gp.gradient_penalty
     monkeypatch.setattr(cwgan_gp, "gradient_penalty",
                         lambda *a, **k: calls.append(1) or penalty(*a, **k))
+    input_gradients = ConditionalWGANGP.input_gradients
+    monkeypatch.setattr(ConditionalWGANGP, "input_gradients",
+                        lambda self, *a, **k: input_calls.append(1) or input_gradients(self, *a, **k))
     x, y = _toy_data(16)
     for gp_every, expected in ((1, 4), (2, 2), (4, 1)):
         calls.clear()
+        input_calls.clear()
         model = _small_model(n_critic=4, gp_every=gp_every)
         model.compile(run_eagerly=True)   # every call of the penalty is a Python call
         logs = model.train_step((tf.constant(x), tf.constant(y)))
-        assert len(calls) == expected and int(model.d_optimizer.iterations) == 4
+        assert len(calls) == len(input_calls) == expected
+        assert int(model.d_optimizer.iterations) == 4
         # d_loss is -W + lambda * GP whatever gp_every is (the latest penalty measured).
         assert float(logs["d_loss"]) == pytest.approx(
             -float(logs["wasserstein"]) + 10.0 * float(logs["gp"]), rel=1e-5)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrigan_tf.training.diffaugment import DiffAugment, cutout, translate
+from mrigan_tf.models.diffaugment import DiffAugment, cutout, translate
 
 
 def _squares(batch=8, size=16):

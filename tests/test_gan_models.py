@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from mrigan_tf.models import (DCGAN, FAMILIES, WGAN, VanillaGAN, default_optimizers,
                               latent_noise, make_gan)
-from mrigan_tf.models.gan import (discriminator_loss, feature_matching_loss,
-                                  non_saturating_generator_loss)
-from mrigan_tf.models.wgan import wasserstein_critic_loss, wasserstein_generator_loss
+from mrigan_tf.models.losses import (feature_matching_loss, ns_discriminator_loss,
+                                     ns_generator_loss, wasserstein_critic_loss,
+                                     wasserstein_generator_loss)
 from mrigan_tf.training.callbacks import (LossHistoryPlot, SampleGridCallback,
                                           joint_to_image_and_mask, plot_history)
 from mrigan_tf.visualization import plt
@@ -144,13 +144,55 @@ def test_wasserstein_losses():
 def test_label_smoothing_shifts_the_discriminator_loss_by_s_times_the_real_logit():
     real_logits = np.array([[2.0], [-1.0], [0.5]], np.float32)
     fake_logits = np.array([[-0.3], [0.7], [1.5]], np.float32)
-    plain = float(discriminator_loss(real_logits, fake_logits, 0.0))
-    smoothed = float(discriminator_loss(real_logits, fake_logits, 0.1))
+    plain = float(ns_discriminator_loss(real_logits, fake_logits, 0.0))
+    smoothed = float(ns_discriminator_loss(real_logits, fake_logits, 0.1))
     # BCE(l, 1 - s) = BCE(l, 1) + s * l
     assert smoothed - plain == pytest.approx(0.1 * real_logits.mean(), abs=1e-6)
     # the non-saturating generator loss is -log sigmoid(l) = softplus(-l)
     expected = np.log1p(np.exp(-fake_logits)).mean()
-    assert float(non_saturating_generator_loss(fake_logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(ns_generator_loss(fake_logits)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_each_family_writes_its_losses_from_the_shared_ones():
+    # A family's loss methods are the shared losses of its discriminator's scores, with its
+    # own options (smoothing, feature matching) and logs; the step around them is BaseGAN's.
+    real, labels = (tf.constant(a) for a in random_batch(batch_size=8))
+    fake = tf.constant(random_batch(batch_size=8, seed=1)[0])
+    gan = tiny_model("gan", label_smoothing=0.1)
+    real_logits, fake_logits = gan.discriminate(real), gan.discriminate(fake)
+    loss, logs = gan.discriminator_loss(real, fake, labels, None)
+    assert set(logs) == {"d_loss", "d_real", "d_fake"}
+    assert float(loss) == float(logs["d_loss"]) == pytest.approx(
+        float(ns_discriminator_loss(real_logits, fake_logits, 0.1)), rel=1e-6)
+    assert float(logs["d_real"]) == pytest.approx(float(tf.reduce_mean(tf.sigmoid(real_logits))))
+    assert float(logs["d_fake"]) == pytest.approx(float(tf.reduce_mean(tf.sigmoid(fake_logits))))
+    loss, logs = gan.generator_loss(real, fake, labels)
+    assert float(loss) == float(logs["g_loss"]) == pytest.approx(
+        float(ns_generator_loss(fake_logits)), rel=1e-6)
+
+    matching = tiny_model("gan", feature_matching=True)
+    features = matching.feature_extractor
+    loss, _ = matching.generator_loss(real, fake, labels)
+    assert float(loss) == pytest.approx(float(feature_matching_loss(
+        features(real, training=True), features(fake, training=True))), rel=1e-6)
+    assert float(loss) != pytest.approx(float(ns_generator_loss(matching.discriminate(fake))),
+                                        rel=1e-2)
+
+    wgan = tiny_model("wgan")
+    real_scores, fake_scores = wgan.discriminate(real), wgan.discriminate(fake)
+    loss, logs = wgan.discriminator_loss(real, fake, labels, None)
+    assert float(loss) == pytest.approx(
+        float(wasserstein_critic_loss(real_scores, fake_scores)), rel=1e-5, abs=1e-7)
+    assert float(logs["em_distance"]) == -float(loss)
+    loss, logs = wgan.generator_loss(real, fake, labels)
+    assert float(loss) == pytest.approx(float(wasserstein_generator_loss(fake_scores)),
+                                        rel=1e-5, abs=1e-7)
+    # Only the WGAN constrains its discriminator after an update.
+    weights = snapshot(gan.discriminator)
+    gan.constrain_discriminator()
+    assert not changed(weights, gan.discriminator)
+    wgan.constrain_discriminator()
+    assert max(np.abs(v.numpy()).max() for v in wgan.critic.trainable_variables) <= wgan.clip_value
 
 
 def test_label_smoothing_changes_the_discriminator_loss_in_train_step():

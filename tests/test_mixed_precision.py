@@ -14,8 +14,10 @@ import pytest
 import tensorflow as tf
 
 from mrigan_tf.models import make_gan
-from mrigan_tf.models.cwgan_gp import gradient_penalty
-from mrigan_tf.training.mixed_precision import computes_in_float16, dtype_policy
+from mrigan_tf.models.cwgan_gp import ConditionalWGANGP
+from mrigan_tf.models.losses import gradient_penalty, interpolate
+from mrigan_tf.models.mixed_precision import (computes_in_float16, current_loss_scale,
+                                              dtype_policy)
 
 from conftest import TINY_CWGAN
 
@@ -62,17 +64,43 @@ def _underflowing_critic(policy: str) -> keras.Model:
         return keras.Model([image, label], score)
 
 
-def test_gradient_penalty_scales_its_inner_gradient():
+def _tiny_generator() -> keras.Model:
+    """(z, class) -> (4, 4, 1) in float32: the other player of a model around a critic."""
+    z = keras.Input((4,))
+    label = keras.Input((), dtype="int32")
+    x = keras.layers.Concatenate()([z, keras.layers.Embedding(2, 2)(label)])
+    x = keras.layers.Dense(16, activation="tanh")(x)
+    return keras.Model([z, label], keras.layers.Reshape((4, 4, 1))(x))
+
+
+def _penalty(policy: str, loss_scale: bool) -> float:
+    """The gradient penalty of ``_underflowing_critic(policy)`` at fixed interpolates, as a
+    ConditionalWGANGP computes it (``input_gradients``), its d_optimizer loss-scaled or not."""
+    model = ConditionalWGANGP(_tiny_generator(), _underflowing_critic(policy), latent_dim=4)
+    model.compile(keras.optimizers.SGD(), keras.optimizers.SGD(), jit_compile=False,
+                  loss_scale=loss_scale)
+    scale = current_loss_scale(model.d_optimizer)
+    if loss_scale:
+        assert float(scale.numpy()) == INITIAL_SCALE
+    else:
+        assert scale is None
     real = tf.fill((2, 4, 4, 1), 0.5)
     fake = tf.fill((2, 4, 4, 1), 0.5)
     labels = tf.zeros((2,), tf.int32)
     alpha = tf.fill((2, 1, 1, 1), 0.3)
+    grads = model.input_gradients(interpolate(real, fake, alpha), labels)
+    assert grads.dtype == tf.float32
+    return float(gradient_penalty(grads))
+
+
+def test_gradient_penalty_scales_its_inner_gradient():
     # d score / d x = 4000 * 1e-4 * 1e-4 = 4e-5 per pixel, norm 16 * 4e-5 / 4 = 1.6e-4.
-    reference = float(gradient_penalty(_underflowing_critic("float32"), real, fake, labels, alpha))
+    reference = _penalty("float32", loss_scale=False)
     assert reference == pytest.approx((1.0 - 1.6e-4) ** 2, abs=1e-7)
-    mixed = _underflowing_critic("mixed_float16")
-    unscaled = float(gradient_penalty(mixed, real, fake, labels, alpha))
-    scaled = float(gradient_penalty(mixed, real, fake, labels, alpha, loss_scale=INITIAL_SCALE))
+    # Scaling a float32 critic's input gradient changes nothing.
+    assert _penalty("float32", loss_scale=True) == pytest.approx(reference, abs=1e-7)
+    unscaled = _penalty("mixed_float16", loss_scale=False)
+    scaled = _penalty("mixed_float16", loss_scale=True)
     assert unscaled > reference + 2e-4        # the gradient flushed to zero: penalty 1
     assert scaled == pytest.approx(reference, abs=2e-6)
 
