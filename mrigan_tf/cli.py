@@ -113,10 +113,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                     steps_per_execution=args.steps_per_execution)
     if on_jax:
         # The jit-compiled JAX step; nothing on this path imports TensorFlow.
-        from mrigan_tf.training.jax_runner import train_cwgan_gp_jax
+        from mrigan_tf.training.jax_runner import train_gan_jax
         from mrigan_tf.training.runner import TrainConfig
 
-        _, history = train_cwgan_gp_jax(TrainConfig(**settings), args.out, resume=args.resume,
+        _, history = train_gan_jax(TrainConfig(**settings), args.out, resume=args.resume,
                                         progress=not args.quiet)
     else:
         from mrigan_tf.training.runner import TrainConfig, train_gan

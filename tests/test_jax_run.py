@@ -1,8 +1,9 @@
-"""`mrigan-tf train --model cwgan-gp` under KERAS_BACKEND=jax (mrigan_tf.training.jax_runner).
+"""`mrigan-tf train --model MODEL` under KERAS_BACKEND=jax (mrigan_tf.training.jax_runner).
 
 One subprocess runs the command line on the JAX backend with TensorFlow hidden (as on a
-JAX-only GPU machine): an uninterrupted run, a run killed in its second epoch and resumed,
-and the refusals (changed settings, TensorFlow-only options). Its run directories are then
+JAX-only GPU machine): for the cwgan-gp an uninterrupted run, a run killed in its second
+epoch and resumed, and the refusals (changed settings, TensorFlow-only options); for every
+other family a one-epoch run continued by --resume for a second epoch. Its run directories are then
 checked here, in this TensorFlow process: the files, the resumed run against the
 uninterrupted one, and `mrigan-tf generate --run` reading the JAX run on TensorFlow.
 
@@ -26,34 +27,40 @@ TRAIN = ["train", "--model", "cwgan-gp", "--steps-per-epoch", "2", "--batch-size
 EPOCHS = 3
 STEPS_PER_EPOCH = 2
 N_CRITIC = 2
+#: The other families, tiny: (model, its own options). Each trains 1 epoch, then resumes a 2nd.
+FAMILY_TRAIN = {
+    "gan": ["--set", "generator_units=[16]", "--set", "discriminator_units=[16]"],
+    "dcgan": ["--width", "4"],
+    "wgan": ["--width", "4", "--n-critic", "2"],
+}
 
 CLI_RUNS = WITHOUT_TENSORFLOW + """
 import contextlib, io, json, os
 import keras, numpy as np
 from mrigan_tf.cli import main
-from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
+from mrigan_tf.training.jax_trainer import JaxGANTrainer
 
-TRAIN, DATA, WORK = {train!r}, {data!r}, {work!r}
+TRAIN, DATA, WORK, FAMILY_TRAIN = {train!r}, {data!r}, {work!r}, {families!r}
 results = {{}}
 
-def cli(name, *args):
+def cli(name, *args, base=TRAIN):
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        code = main(TRAIN + ["--data", DATA, *args])
+        code = main(base + ["--data", DATA, *args])
     results[name] = {{"code": code, "stderr": err.getvalue().strip().splitlines()[-1:]}}
 
 cli("full", "--out", f"{{WORK}}/full", "--epochs", "3")
 
 # A kill (Ctrl-C) at the 2nd step of the 2nd epoch.
-train_step, calls = JaxCWGANGPTrainer.train_step, []
+train_step, calls = JaxGANTrainer.train_step, []
 def killed_step(self, *args, **kwargs):
     calls.append(1)
     if len(calls) == 4:
         raise KeyboardInterrupt
     return train_step(self, *args, **kwargs)
-JaxCWGANGPTrainer.train_step = killed_step
+JaxGANTrainer.train_step = killed_step
 cli("killed", "--out", f"{{WORK}}/killed", "--epochs", "3")
-JaxCWGANGPTrainer.train_step = train_step
+JaxGANTrainer.train_step = train_step
 results["after_kill"] = sorted(os.listdir(f"{{WORK}}/killed"))
 with open(f"{{WORK}}/killed/history.csv") as f:
     results["history_after_kill"] = f.read()
@@ -69,8 +76,14 @@ results["lazy_refused_dir_exists"] = os.path.exists(f"{{WORK}}/lazy_refused")
 for option in (["--strategy", "mirrored"], ["--mixed-precision"], ["--steps-per-execution", "2"],
                ["--no-jit"]):
     cli(option[0], "--out", f"{{WORK}}/refused", "--epochs", "1", *option)
-cli("--model", "--out", f"{{WORK}}/refused", "--epochs", "1", "--model", "dcgan")
 results["refused_dir_exists"] = os.path.exists(f"{{WORK}}/refused")
+
+# Every other family: one epoch, then a second one by --resume.
+for family, options in FAMILY_TRAIN.items():
+    base = ["train", "--model", family, "--steps-per-epoch", "2", "--batch-size", "8",
+            "--latent-dim", "8", "--quiet", *options]
+    cli(family, "--out", f"{{WORK}}/{{family}}", "--epochs", "1", base=base)
+    cli(family + "_resumed", "--out", f"{{WORK}}/{{family}}", "--epochs", "2", "--resume", base=base)
 
 # The finished run's model.keras loads on JAX too, and samples.
 model = keras.models.load_model(f"{{WORK}}/full/model.keras")
@@ -83,7 +96,8 @@ print(json.dumps(results))
 @pytest.fixture(scope="module")
 def jax_runs(squares_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("jax_runs")
-    code = CLI_RUNS.format(train=TRAIN, data=str(squares_dir), work=str(work))
+    code = CLI_RUNS.format(train=TRAIN, data=str(squares_dir), work=str(work),
+                           families=FAMILY_TRAIN)
     cache = {"JAX_COMPILATION_CACHE_DIR": str(work / "xla_cache"),
              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
@@ -159,8 +173,7 @@ def test_changed_settings_and_tensorflow_only_options_are_refused(jax_runs):
     assert results["changed"]["code"] == 2
     assert "cannot resume with different settings" in results["changed"]["stderr"][0]
     assert "n_critic" in results["changed"]["stderr"][0]
-    for option in ("--strategy", "--mixed-precision", "--steps-per-execution", "--no-jit",
-                   "--model"):
+    for option in ("--strategy", "--mixed-precision", "--steps-per-execution", "--no-jit"):
         outcome = results[option]
         assert outcome["code"] == 2, (option, outcome)
         [message] = outcome["stderr"]
@@ -208,3 +221,31 @@ def test_generate_reads_the_jax_run_on_tensorflow(jax_runs, tmp_path, capsys):
     synthetic = load_dataset(out)
     assert synthetic.images.shape == (8, 16, 16, 1) and synthetic.meta["model"] == "cwgan-gp"
     assert "wrote 8 synthetic" in capsys.readouterr().out
+
+
+@needs_jax
+@pytest.mark.parametrize("family", sorted(FAMILY_TRAIN))
+def test_every_family_trains_and_resumes_on_jax_from_the_command_line(jax_runs, family):
+    from mrigan_tf.models import FAMILIES
+
+    work, results = jax_runs
+    assert results[family]["code"] == 0, results[family]
+    assert results[family + "_resumed"]["code"] == 0, results[family + "_resumed"]
+    run = work / family
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["backend"] == "jax" and saved["train"]["model"] == family
+    assert saved["image_shape"] == [16, 16, 1]          # unconditional: the image alone
+    rows = _history(run)
+    assert [r["epoch"] for r in rows] == ["0", "1"]     # the first epoch kept, the second added
+    assert set(rows[0]) == {"epoch", *FAMILIES[family][1].METRIC_NAMES}
+    assert all(np.isfinite(float(r[name])) for r in rows for name in rows[0] if name != "epoch")
+    summary = json.loads((run / "training_summary.json").read_text())
+    n_critic = 2 if family == "wgan" else 1
+    assert summary["generator_steps"] == 2 * STEPS_PER_EPOCH
+    assert summary["critic_steps"] == 2 * STEPS_PER_EPOCH * n_critic
+    backup = _h5_arrays(run / "backup" / "latest.weights.h5")
+    assert int(backup["g_optimizer/vars/0"]) == 2 * STEPS_PER_EPOCH
+    if family == "wgan":   # the clipping held on the JAX path (convolutions and dense layer)
+        critic = [v for k, v in backup.items() if k.startswith("critic/")
+                  and ("conv2d" in k or "dense" in k)]
+        assert len(critic) >= 4 and max(np.abs(v).max() for v in critic) <= 0.01 + 1e-7

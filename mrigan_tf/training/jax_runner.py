@@ -1,20 +1,21 @@
 """
-Title: Training the conditional WGAN-GP on JAX, into the same run directory
-Description: ``mrigan-tf train --model cwgan-gp`` under ``KERAS_BACKEND=jax``, no TensorFlow needed.
+Title: Training any GAN on JAX, into the same run directory
+Description: ``mrigan-tf train --model MODEL`` under ``KERAS_BACKEND=jax``, no TensorFlow needed.
 
 ## Why a second runner
 
 ``mrigan_tf.training.runner`` trains with ``fit()``, ``tf.data`` and ``tf.GradientTape``:
 TensorFlow all the way. A GPU machine (or a Colab session) with JAX and Keras but no
-TensorFlow can still train the project's central model with the jit-compiled JAX step
-(``mrigan_tf.training.jax_cwgan_gp.JaxCWGANGPTrainer``). This module runs that step around a
-loop of epochs and writes the run directory the rest of the project reads:
+TensorFlow can still train every GAN family with the jit-compiled JAX step
+(``mrigan_tf.training.jax_trainer.JaxGANTrainer``, which calls the family's own loss
+methods). This module runs that step around a loop of epochs and writes the run directory
+the rest of the project reads:
 
     config.json        the TrainConfig fields under "train", plus "backend": "jax"
     backup/latest.weights.h5   the GAN's weights with both optimizers' slots and counters,
                        rewritten atomically after every epoch
     samples/           a fixed-noise sample grid per epoch (PNG)
-    history.csv        the epoch means of d_loss, g_loss, gp, wasserstein
+    history.csv        the epoch means of the family's logged losses (METRIC_NAMES)
     loss_curves.png    the same, drawn
     model.keras        the trained, compiled model (written when training completes)
     training_summary.json
@@ -40,8 +41,8 @@ backup does not hold (written just before a kill) are dropped on resume and trai
 
 ## What runs only on TensorFlow
 
-tf.distribute strategies, mixed precision, ``--steps-per-execution`` and the other GAN
-families are features of the TensorFlow path; asked for here, they stop the command with a
+tf.distribute strategies, mixed precision and ``--steps-per-execution`` are features of
+the TensorFlow path; asked for here, they stop the command with a
 one-line error naming the option. The JAX step is always compiled (``jax.jit``).
 """
 
@@ -58,6 +59,7 @@ import numpy as np
 from mrigan_tf.data.contract import PreparedDataset, image_channels, load_dataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.progress import progress_bar
+from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
 from mrigan_tf.training.run_directory import (LOSS_CURVES_FILE, SAMPLES_DIR, backup_path,
                                               check_run_dir, plan_epochs, read_history,
                                               save_backup, save_run_model, write_history,
@@ -65,15 +67,11 @@ from mrigan_tf.training.run_directory import (LOSS_CURVES_FILE, SAMPLES_DIR, bac
 from mrigan_tf.training.runner import TrainConfig, build_model
 
 BACKEND = "jax"
-MODEL = "cwgan-gp"
 
 
 def check_supported(config: TrainConfig) -> None:
     """A one-line ``MriganError`` naming the first option the JAX path cannot honour."""
     on_tensorflow = "train with the TensorFlow backend (unset KERAS_BACKEND) for it"
-    if config.model != MODEL:
-        raise MriganError(f"--model {config.model}: under KERAS_BACKEND=jax only cwgan-gp trains "
-                          f"(and unet, with Keras' fit); {on_tensorflow}")
     if config.strategy != "default":
         raise MriganError(f"--strategy {config.strategy}: tf.distribute is TensorFlow's; the "
                           f"JAX runner trains on one device; {on_tensorflow}")
@@ -86,8 +84,8 @@ def check_supported(config: TrainConfig) -> None:
     if config.jit_compile is False:
         raise MriganError("--no-jit: the JAX step is always compiled with jax.jit; leave "
                           "--no-jit out under KERAS_BACKEND=jax")
-    if config.joint is False:
-        raise MriganError("joint=False: the cwgan-gp trains on image+mask pairs")
+    if config.conditional and config.joint is False:
+        raise MriganError(f"joint=False: the {config.model} trains on image+mask pairs")
 
 
 # ## The run directory
@@ -121,25 +119,23 @@ def epoch_batches(n: int, batch_size: int, steps: int, seed: int, epoch: int) ->
 # ## Training
 
 def build_trainer(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int):
-    """A fresh ``ConditionalWGANGP``, built and compiled as the TensorFlow runner builds it
+    """A fresh model of ``config.model``, built and compiled as the TensorFlow runner builds it
     (so that checkpoints and ``model.keras`` carry both optimizers), and the
-    ``JaxCWGANGPTrainer`` that trains it."""
-    from mrigan_tf.training.jax_cwgan_gp import JaxCWGANGPTrainer
+    ``JaxGANTrainer`` that trains it."""
+    from mrigan_tf.training.jax_trainer import JaxGANTrainer   # needs the JAX backend
 
     model = build_model(config, image_shape, num_classes)
-    return JaxCWGANGPTrainer(model, model.d_optimizer, model.g_optimizer, seed=config.seed)
+    return JaxGANTrainer(model, model.d_optimizer, model.g_optimizer, seed=config.seed)
 
 
-def train_cwgan_gp_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
-                       progress: bool = True):
-    """Train the cwgan-gp of ``config`` with the JAX step; returns ``(model, history)``.
+def train_gan_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
+                  progress: bool = True):
+    """Train the GAN of ``config`` with the JAX step; returns ``(model, history)``.
 
     ``history`` holds this call's epoch means (name -> list), like ``fit()``'s. ``resume``
     continues the run in ``run_dir`` from its last finished epoch; without it, ``run_dir``
     must not exist yet (or be empty). Needs ``KERAS_BACKEND=jax``.
     """
-    from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
-
     if keras.backend.backend() != BACKEND:
         raise MriganError(f"the JAX runner needs KERAS_BACKEND=jax; Keras runs on "
                           f"{keras.backend.backend()!r}")
@@ -150,10 +146,11 @@ def train_cwgan_gp_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: 
     dataset = load_dataset(config.data)
     train_split = dataset.select("train")
     steps_per_epoch, epochs = plan_epochs(config, len(train_split))
-    # The joint tensor: the image channels (one per modality) and 2*mask-1.
-    images = train_split.joint().astype(np.float32)
+    # The joint tensor: the image channels (one per modality) and 2*mask-1; or the images.
+    images = (train_split.joint() if config.uses_joint else train_split.images).astype(np.float32)
     labels = train_split.labels.astype(np.int32)
-    image_shape = (dataset.image_size, dataset.image_size, image_channels(dataset.meta) + 1)
+    image_shape = (dataset.image_size, dataset.image_size,
+                   image_channels(dataset.meta) + (1 if config.uses_joint else 0))
 
     keras.utils.set_random_seed(config.seed)   # the initial weights
     trainer = build_trainer(config, image_shape, dataset.num_classes)
@@ -182,7 +179,7 @@ def train_cwgan_gp_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: 
 
     history: dict[str, list[float]] = {name: [] for name in trainer.METRIC_NAMES}
     t0 = time.perf_counter()
-    with progress_bar(total=(epochs - done_epochs) * steps_per_epoch, desc="cwgan-gp (jax)",
+    with progress_bar(total=(epochs - done_epochs) * steps_per_epoch, desc=f"{config.model} (jax)",
                       unit="step", disable=not progress) as bar:
         for epoch in range(done_epochs, epochs):
             step_logs = []

@@ -75,7 +75,7 @@ from mrigan_tf.atomic import atomic_directory  # noqa: E402
 from mrigan_tf.models.base import BaseGAN  # noqa: E402
 from mrigan_tf.models.mixed_precision import computes_in_float16  # noqa: E402
 from mrigan_tf.progress import progress_bar  # noqa: E402
-from mrigan_tf.training.runner import GENERATOR_WEIGHTS_FILE as GENERATOR_WEIGHTS  # noqa: E402
+from mrigan_tf.training.run_directory import GENERATOR_WEIGHTS_FILE as GENERATOR_WEIGHTS  # noqa: E402
 
 #: The discriminator's (critic's) weights, beside the generator's.
 CRITIC_WEIGHTS = "critic.weights.h5"
