@@ -26,7 +26,9 @@ venv: $(VENV)/.installed-dev
 demo: $(VENV)/.installed-base
 	$(VENV)/bin/mrigan-tf demo --out $(DEMO_OUT)
 
+# The import layers first (seconds; pyproject.toml's [tool.importlinter]), then the suite.
 test: $(VENV)/.installed-dev
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed-dev

@@ -58,7 +58,7 @@ def _datasets(root: Path, n: int, size: int, subjects: int):
 def main(n: int = 2000, size: int = 64, subjects: int = 40, extractor: str = "domain") -> dict:
     import tensorflow as tf
 
-    from mrigan_tf.evaluation import evaluate_synthetic
+    from mrigan_tf.evaluation.report import evaluate_synthetic
     from mrigan_tf.metrics.keras_weights import INCEPTION_V3_NOTOP, find_cached_weights
 
     with tempfile.TemporaryDirectory() as tmp:

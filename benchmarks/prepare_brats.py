@@ -68,7 +68,7 @@ def make_fake_brats(root: Path, subjects: int, distinct: int = 4) -> None:
 
 
 def _timed(src: Path, out: Path, workers: int, limit: int | None, **options) -> dict:
-    from mrigan_tf.prepare import prepare_dataset
+    from mrigan_tf.data.prepare import prepare_dataset
 
     before_self = resource.getrusage(resource.RUSAGE_SELF)
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)

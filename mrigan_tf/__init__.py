@@ -1,8 +1,16 @@
 """mrigan-tf: synthesize labelled brain-MRI datasets (image + mask) with GANs.
 
-The package is split the way data flows: ``mrigan_tf.data`` (raw volumes -> prepared
-dataset), ``mrigan_tf.models`` and ``mrigan_tf.training`` (dataset -> trained GAN),
-``mrigan_tf.synth`` (GAN -> synthetic dataset) and ``mrigan_tf.metrics`` (report).
+The package is split the way data flows, and imports run one way (import-linter checks it):
+
+    data/        raw volumes -> prepared dataset (readers, phantom, contract, pipeline)
+    models/      the GAN families and the U-Net, their losses (keras.ops, both backends)
+    training/    dataset -> trained model (TensorFlow fit, the JAX trainer, run directories)
+    synth        trained GAN -> synthetic dataset (the product)
+    metrics/     pure metric functions
+    evaluation/  synthetic vs real: the evaluate report, TSTR, segmentation scoring
+    reference/   the shipped trained model
+    demo, cli    the main job end to end, the `mrigan-tf` command
+
 Importing the package is cheap: TensorFlow is imported only by the modules that need it.
 """
 

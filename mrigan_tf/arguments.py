@@ -1,4 +1,4 @@
-"""Command-line building blocks shared by ``mrigan_tf.cli`` and ``mrigan_tf.prepare``.
+"""Command-line building blocks shared by ``mrigan_tf.cli`` and ``mrigan_tf.data.prepare``.
 
 Value types (an argparse ``type=`` that turns a bad value into a message naming it) and the
 flags several subcommands share, each defined once and handed to a subcommand as a parent

@@ -62,7 +62,8 @@ def refuse_the_other_models_options(args: argparse.Namespace) -> None:
 
 
 def _train_unet(args: argparse.Namespace) -> int:
-    from mrigan_tf.training.segmentation import EVALUATION_FILE, SegmentationConfig, train_unet
+    from mrigan_tf.evaluation.segmentation import EVALUATION_FILE, train_and_score_unet
+    from mrigan_tf.training.segmentation import SegmentationConfig
 
     options = dict(args.set or [])
     for name in ("width", "depth", "dropout"):
@@ -73,7 +74,7 @@ def _train_unet(args: argparse.Namespace) -> int:
                                 seed=args.seed, learning_rate=args.unet_lr or 1e-3,
                                 jit_compile=args.jit, augment=not args.no_flips,
                                 model_options=options, strategy=args.strategy)
-    train_unet(config, args.out, resume=args.resume, verbose=0 if args.quiet else "auto")
+    train_and_score_unet(config, args.out, resume=args.resume, verbose=0 if args.quiet else "auto")
     print(f"trained unet; run written to {args.out} (model.keras, history.csv, "
           f"loss_curves.png, {EVALUATION_FILE})")
     evaluation = Path(args.out) / EVALUATION_FILE
@@ -145,7 +146,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from mrigan_tf.evaluation import REPORT_MD, evaluate_synthetic
+    from mrigan_tf.evaluation.report import REPORT_MD, evaluate_synthetic
 
     report = evaluate_synthetic(args.real, args.synthetic, args.out, extractor=args.extractor,
                                 max_images=args.max_images, seed=args.seed,
@@ -157,7 +158,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_tstr(args: argparse.Namespace) -> int:
-    from mrigan_tf.tstr import REPORT_FILE, run_tstr
+    from mrigan_tf.evaluation.tstr import REPORT_FILE, run_tstr
 
     run_tstr(args.real, args.synthetic, args.out, fractions=args.fractions, steps=args.steps,
              batch_size=args.batch_size, seed=args.seed, learning_rate=args.lr,
@@ -204,7 +205,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     ``refuse_the_other_models_options`` finds them: one list, for the help and the check.
     """
     from mrigan_tf.training.distribute import STRATEGIES
-    from mrigan_tf.training.mixed_precision import POLICIES
+    from mrigan_tf.models.mixed_precision import POLICIES
 
     parser.add_argument("--model", required=True,
                         help="gan, dcgan, wgan, cwgan-gp (the GANs), or unet (the segmentation "
@@ -416,7 +417,7 @@ ABOUT = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mrigan_tf.prepare import add_prepare_arguments
+    from mrigan_tf.data.prepare import add_prepare_arguments
 
     parser = argparse.ArgumentParser(
         prog="mrigan-tf",

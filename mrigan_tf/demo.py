@@ -7,7 +7,7 @@
    scale) in the dataset contract, with the **reference model** (``mrigan_tf.reference``:
    the same model trained for thousands of steps on this same phantom's train subjects)
    when it matches the phantom, else with the short run's model; the report says which;
-4. evaluate it against the real data (``mrigan_tf.evaluation``: FID/KID with the
+4. evaluate it against the real data (``mrigan_tf.evaluation.report``: FID/KID with the
    real-vs-real floor, diversity, mask statistics, memorization audit) -> ``evaluation/``;
    with the reference model, the short run is evaluated too (``evaluation_short_run/``),
    so that the report sets minutes of training against the reference;
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mrigan_tf.data.contract import load_dataset
 from mrigan_tf.data.phantom import PhantomConfig, write_phantom
-from mrigan_tf.evaluation import evaluate_synthetic
+from mrigan_tf.evaluation.report import evaluate_synthetic
 from mrigan_tf.reference import DEFAULT_REFERENCE, matches_dataset, reference_config, reference_dir
 from mrigan_tf.synth import write_synthetic_dataset
 from mrigan_tf.training.run_directory import LOSS_CURVES_FILE

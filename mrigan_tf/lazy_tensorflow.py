@@ -26,7 +26,7 @@ class _TensorFlowOnFirstUse:
             raise ModuleNotFoundError(
                 f"tf.{name} needs TensorFlow, which is not installed: the models' train_step is "
                 "the TensorFlow lesson. Install tensorflow, or train the cwgan-gp on JAX "
-                "(KERAS_BACKEND=jax: mrigan_tf.training.jax_cwgan_gp.JaxCWGANGPTrainer, "
+                "(KERAS_BACKEND=jax: mrigan_tf.training.jax_trainer.JaxGANTrainer, "
                 "or `mrigan-tf train --model cwgan-gp`)", name="tensorflow") from exc
         return getattr(module, name)
 

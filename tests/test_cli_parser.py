@@ -276,7 +276,7 @@ def test_unet_defaults_reach_the_segmentation_config(tmp_path, monkeypatch, tens
 @pytest.mark.parametrize("flip", ["--no-augment", "--no-flips"])
 def test_tstr_options_reach_run_tstr(flip, tmp_path, monkeypatch):
     seen = {}
-    _stub_module(monkeypatch, "mrigan_tf.tstr", REPORT_FILE="tstr.md",
+    _stub_module(monkeypatch, "mrigan_tf.evaluation.tstr", REPORT_FILE="tstr.md",
                  run_tstr=lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs))
     assert cli.main(["tstr", "--real", "r", "--synthetic", "s", "--out", str(tmp_path),
                      "--fractions", "0.5,1", "--lr", "0.01", "--width", "4", "--seed", "2",

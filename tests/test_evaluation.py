@@ -10,7 +10,7 @@ import pytest
 from conftest import build_squares_dataset
 from mrigan_tf.data.contract import PreparedDataset, save_dataset
 from mrigan_tf.errors import DataError, MriganError
-from mrigan_tf.evaluation import (FIGURE, REPORT_JSON, REPORT_MD, evaluate_synthetic,
+from mrigan_tf.evaluation.report import (FIGURE, REPORT_JSON, REPORT_MD, evaluate_synthetic,
                                   mask_statistics)
 
 FAST = dict(max_images=200, classifier_steps=60, kid_subsets=10, diversity_pairs=40,

@@ -13,7 +13,7 @@ from mrigan_tf.data.readers import SOURCES, get_reader
 from mrigan_tf.data.readers.brats import BratsReader
 from mrigan_tf.data.readers.common import Subject, limit_subjects, read_table
 from mrigan_tf.errors import DataError, MriganError
-from mrigan_tf.prepare import add_prepare_arguments, list_shards, prepare_dataset
+from mrigan_tf.data.prepare import add_prepare_arguments, list_shards, prepare_dataset
 from test_readers_brats import write_brats_subject
 
 SIZE = 16

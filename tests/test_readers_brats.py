@@ -13,7 +13,7 @@ from mrigan_tf.data.contract import load_dataset
 from mrigan_tf.data.preprocessing import SlicingParams
 from mrigan_tf.data.readers.brats import BratsReader
 from mrigan_tf.errors import DataError, MriganError
-from mrigan_tf.prepare import list_shards, prepare_dataset
+from mrigan_tf.data.prepare import list_shards, prepare_dataset
 
 SIZE = 16
 MODALITY_GAIN = {"t1": 1.0, "t1ce": 1.3, "t2": 0.7, "flair": 0.5}

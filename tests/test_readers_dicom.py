@@ -15,7 +15,7 @@ from mrigan_tf.data.contract import load_dataset  # noqa: E402
 from mrigan_tf.data.nifti import load_nifti_volume  # noqa: E402
 from mrigan_tf.data.readers.dicom import load_dicom_series  # noqa: E402
 from mrigan_tf.errors import DataError  # noqa: E402
-from mrigan_tf.prepare import prepare_dataset  # noqa: E402
+from mrigan_tf.data.prepare import prepare_dataset  # noqa: E402
 
 SIZE = 16
 

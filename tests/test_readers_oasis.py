@@ -12,7 +12,7 @@ import pytest
 from conftest import ras_affine, synthetic_brain
 from mrigan_tf.data.contract import load_dataset
 from mrigan_tf.errors import DataError
-from mrigan_tf.prepare import prepare_dataset
+from mrigan_tf.data.prepare import prepare_dataset
 
 SIZE = 16
 CDR = {"OAS1_0001_MR1": "0", "OAS1_0002_MR1": "0", "OAS1_0003_MR1": "0.5",

@@ -11,7 +11,7 @@ import pytest
 from conftest import synthetic_brain, write_nifti
 from mrigan_tf.data.contract import load_dataset
 from mrigan_tf.errors import DataError, MriganError
-from mrigan_tf.prepare import prepare_dataset
+from mrigan_tf.data.prepare import prepare_dataset
 
 SIZE = 16
 

@@ -12,9 +12,10 @@ from conftest import build_squares_dataset
 
 from mrigan_tf.data.contract import PreparedDataset
 from mrigan_tf.errors import DataError, MriganError
-from mrigan_tf.training.segmentation import (SegmentationConfig, default_depth, dice_iou,
-                                             evaluate_segmentation, fit_unet, load_unet_run,
-                                             mixed_segmentation_batches, overlap_counts,
+from mrigan_tf.evaluation.segmentation import evaluate_segmentation, train_and_score_unet
+from mrigan_tf.metrics.overlap import dice_iou, overlap_counts
+from mrigan_tf.training.segmentation import (SegmentationConfig, default_depth, fit_unet,
+                                             load_unet_run, mixed_segmentation_batches,
                                              segmentation_batches, synthetic_rows_per_batch,
                                              train_unet)
 
@@ -31,7 +32,7 @@ def _config(data, **overrides) -> SegmentationConfig:
 @pytest.fixture(scope="session")
 def unet_run(tmp_path_factory, squares_dir):
     run = tmp_path_factory.mktemp("runs") / "unet"
-    model, history = train_unet(_config(squares_dir), run, verbose=0)
+    model, history, _ = train_and_score_unet(_config(squares_dir), run, verbose=0)
     return run, model, history
 
 
@@ -90,14 +91,14 @@ def test_load_unet_run_prefers_model_keras_then_falls_back_to_the_backup(unet_ru
 def test_resume_continues_to_the_requested_length(squares_dir, tmp_path):
     run = tmp_path / "run"
     short = _config(squares_dir, epochs=1, steps_per_epoch=3)
-    train_unet(short, run, verbose=0, evaluate_split=None)
+    train_unet(short, run, verbose=0)
     with pytest.raises(DataError, match="already exists"):
         train_unet(short, run, verbose=0)
     with pytest.raises(MriganError, match="batch_size"):
         train_unet(_config(squares_dir, epochs=2, steps_per_epoch=3, batch_size=4), run,
                    resume=True, verbose=0)
     model, _ = train_unet(_config(squares_dir, epochs=2, steps_per_epoch=3), run, resume=True,
-                          verbose=0, evaluate_split=None)
+                          verbose=0)
     # The backup restored the optimizer: 2 epochs x 3 steps in all, not 1 + 2 epochs.
     assert int(model.optimizer.iterations.numpy()) == 6
     assert [r["epoch"] for r in _csv_rows(run / "history.csv")] == ["0", "1"]

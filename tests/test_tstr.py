@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import build_squares_dataset
 
-import mrigan_tf.tstr as tstr
+import mrigan_tf.evaluation.tstr as tstr
 from mrigan_tf import cli
 from mrigan_tf.data.contract import PreparedDataset
 from mrigan_tf.errors import DataError, MriganError
-from mrigan_tf.tstr import (combine, run_tstr, select_subjects, subject_classes,
+from mrigan_tf.evaluation.tstr import (combine, run_tstr, select_subjects, subject_classes,
                             subjects_subset)
 
 HEALTHY_SUBJECTS = ("toy-2", "toy-3", "toy-4")

@@ -177,7 +177,7 @@ def per_replica(loss: tf.Tensor) -> tf.Tensor:
 
 
 class BaseGAN(keras.Model):
-    """Two players and their bookkeeping; subclasses add the losses and ``train_step``.
+    """Two players, their bookkeeping and the training step; subclasses add the losses.
 
     Args:
         generator: a Keras model from latent vectors (B, latent_dim) to images (B, H, W, C).
@@ -229,7 +229,7 @@ class BaseGAN(keras.Model):
         ``loss_scale``: wrap *both* optimizers in ``keras.optimizers.LossScaleOptimizer``
         (Keras wraps only ``model.optimizer``, which a GAN does not use). ``None`` wraps them
         when a player computes in float16 (built under ``mixed_float16``); see
-        ``mrigan_tf.training.mixed_precision``.
+        ``mrigan_tf.models.mixed_precision``.
         """
         if jit_compile is None:
             jit_compile = self.default_jit_compile()

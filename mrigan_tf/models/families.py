@@ -6,13 +6,11 @@ from collections.abc import Callable, Sequence
 
 import keras
 
-from mrigan_tf.models.base import BaseGAN, latent_noise
+from mrigan_tf.models.base import BaseGAN
 from mrigan_tf.models.cwgan_gp import ConditionalWGANGP, make_cwgan_gp
-from mrigan_tf.models.dcgan import (DCGAN, build_dcgan_discriminator, build_dcgan_generator,
-                                    make_dcgan)
-from mrigan_tf.models.gan import (VanillaGAN, build_mlp_discriminator, build_mlp_generator,
-                                  make_vanilla_gan)
-from mrigan_tf.models.wgan import WGAN, build_wgan_critic, make_wgan
+from mrigan_tf.models.dcgan import DCGAN, make_dcgan
+from mrigan_tf.models.gan import VanillaGAN, make_vanilla_gan
+from mrigan_tf.models.wgan import WGAN, make_wgan
 
 #: Family name (as on the command line) -> (factory, model class).
 FAMILIES: dict[str, tuple[Callable[..., BaseGAN], type[BaseGAN]]] = {

@@ -16,10 +16,10 @@ inf/NaN, doubles it after ``dynamic_growth_steps`` clean steps.
 Keras wraps only ``model.optimizer`` (the one optimizer of ``compile``). A GAN has two, so
 ``BaseGAN.compile`` wraps both itself, and every train step:
 
-* multiplies each player's loss by its optimizer's scale (``optimizer.scale_loss``) before
-  ``tape.gradient``;
-* scales the *inner* gradient of the gradient penalty too (``gradient_penalty(...,
-  loss_scale=S)``): it is a gradient of the critic's float16 graph like any other;
+* multiplies each player's loss by its optimizer's scale (``optimizer.scale_loss``, in
+  ``BaseGAN.apply_gradients``) before ``tape.gradient``;
+* scales the *inner* gradient of the gradient penalty too (``BaseGAN.input_gradients``):
+  it is a gradient of the critic's float16 graph like any other;
 * keeps the critic's score, the losses and the penalty in float32 (the players' output
   layers are float32, the steps cast scores to float32): a mean or a squared norm over a
   batch overflows or underflows in float16.

@@ -56,7 +56,7 @@ of the whole epoch: intersection ``|Y ^ P|`` and the sizes ``|Y|``, ``|P|``. The
 not the mean of per-image scores: big tumors weigh more, and healthy slices only count
 through their false positives. It is cheap and stable for monitoring training; the numbers
 to report (mean per slice, per subject in 3-D) come from
-``mrigan_tf.training.segmentation.evaluate_segmentation``. Empty-mask convention: when
+``mrigan_tf.evaluation.segmentation.evaluate_segmentation``. Empty-mask convention: when
 nothing was seen, neither in the truth nor in the prediction (``|Y| + |P| = 0``), both
 scores are 1: predicting "no tumor" where there is none is perfect agreement.
 

@@ -23,7 +23,7 @@ steps on any number of GPUs. Under ``multiworker`` only the chief (worker 0) wri
 directory; every other worker keeps just its own backup, under ``backup/worker-N``, so that
 it resumes with the others. ``precision="mixed_float16"`` builds the players under the
 Keras mixed-precision policy and wraps both optimizers for loss scaling (GPUs with tensor
-cores; see ``mrigan_tf.training.mixed_precision``).
+cores; see ``mrigan_tf.models.mixed_precision``).
 """
 
 from __future__ import annotations
@@ -39,19 +39,14 @@ import keras
 from mrigan_tf.data.contract import image_channels, load_dataset
 from mrigan_tf.errors import MriganError
 from mrigan_tf.lazy_tensorflow import tf
+from mrigan_tf.models.families import FAMILIES
+from mrigan_tf.models.mixed_precision import POLICIES, dtype_policy
+from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
+from mrigan_tf.training.distribute import STRATEGIES, describe, is_chief, make_strategy
 from mrigan_tf.training.run_directory import (BACKUP_DIR, HISTORY_FILE, LOSS_CURVES_FILE,
                                               SAMPLES_DIR, check_run_dir, load_run_model,
                                               plan_epochs, read_run_config, save_run_model,
                                               write_run_config, write_summary)
-# Still imported from here by training.jax_trainer (not a name this module uses).
-from mrigan_tf.training.run_directory import GENERATOR_WEIGHTS_FILE  # noqa: F401
-
-
-def model_families() -> dict[str, tuple[Any, type]]:
-    """Model name (as on the command line) -> (factory, class)."""
-    from mrigan_tf.models import FAMILIES
-
-    return FAMILIES
 
 
 @dataclasses.dataclass
@@ -76,13 +71,11 @@ class TrainConfig:
     steps_per_execution: int = 1           # train steps per compiled call (fewer Python round trips)
 
     def __post_init__(self) -> None:
-        if self.model not in model_families():
+        if self.model not in FAMILIES:
             raise MriganError(f"unknown model {self.model!r}; choose one of "
-                              f"{', '.join(sorted(model_families()))}")
+                              f"{', '.join(sorted(FAMILIES))}")
         if (self.epochs is None) == (self.steps is None):
             raise MriganError("give exactly one of --epochs N or --steps N")
-        from mrigan_tf.training.distribute import STRATEGIES
-        from mrigan_tf.training.mixed_precision import POLICIES
 
         if self.strategy not in STRATEGIES:
             raise MriganError(f"unknown strategy {self.strategy!r}; choose one of "
@@ -97,7 +90,7 @@ class TrainConfig:
 
     @property
     def conditional(self) -> bool:
-        return bool(getattr(model_families()[self.model][1], "CONDITIONAL", False))
+        return bool(getattr(FAMILIES[self.model][1], "CONDITIONAL", False))
 
     @property
     def uses_joint(self) -> bool:
@@ -114,9 +107,8 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     Built under ``config.precision``; call it inside ``strategy.scope()`` to train it under a
     ``tf.distribute`` strategy (its variables and optimizers must be created there).
     """
-    from mrigan_tf.training.mixed_precision import dtype_policy
 
-    factory, model_class = model_families()[config.model]
+    factory, model_class = FAMILIES[config.model]
     options = dict(config.model_options)
     options.setdefault("seed", config.seed)
     if config.conditional:
@@ -148,9 +140,9 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     Under ``config.strategy == "multiworker"`` every worker calls this with the same
     arguments; only the chief writes the run directory.
     """
+    # tf.data, hence TensorFlow: imported here, so that the JAX path (TrainConfig, build_model)
+    # runs on a machine without TensorFlow.
     from mrigan_tf.data.pipeline import make_dataset
-    from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
-    from mrigan_tf.training.distribute import describe, is_chief, make_strategy
 
     # First: a multi-worker strategy must exist before TensorFlow runs anything.
     strategy = make_strategy(config.strategy)
@@ -225,7 +217,7 @@ def load_run(run_dir: str | os.PathLike):
     """
     run_dir = Path(run_dir)
     saved = read_run_config(run_dir)
-    model_families()   # importing the model modules registers their classes for loading
+    FAMILIES   # importing the model modules registers their classes for loading
     model, path = load_run_model(run_dir, lambda: build_model(
         TrainConfig(**saved["train"]), tuple(saved["image_shape"]), len(saved["class_names"])))
     return model, saved, path

@@ -40,7 +40,6 @@ good to watch). ``evaluate_segmentation`` gives the numbers papers report:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -48,15 +47,13 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from mrigan_tf.atomic import atomic_file
 from mrigan_tf.data.contract import PreparedDataset, load_dataset
 from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.errors import DataError, MriganError
-from mrigan_tf.metrics.overlap import dice_iou, overlap_counts
-from mrigan_tf.models.unet import THRESHOLD, build_unet, compile_unet
+from mrigan_tf.models.unet import build_unet, compile_unet
+from mrigan_tf.training.callbacks import LossHistoryPlot
 from mrigan_tf.training.distribute import make_strategy
 from mrigan_tf.training.run_directory import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE,
                                               LOSS_CURVES_FILE, check_run_dir, history_columns,
@@ -67,7 +64,6 @@ from mrigan_tf.training.run_directory import (BACKUP_DIR, CONFIG_FILE, HISTORY_F
 MODEL_NAME = "unet"
 #: Keras' own fit() scales the compiled loss for the replicas of a MirroredStrategy.
 UNET_STRATEGIES = ("default", "mirrored")
-EVALUATION_FILE = "evaluation.json"
 MAX_DEPTH = 4
 MIN_BOTTLENECK = 4   # pixels: a coarser bottleneck sees nothing but a handful of numbers
 
@@ -254,16 +250,15 @@ def fit_unet(model: keras.Model, train: PreparedDataset, epochs: int, steps_per_
 
 def train_unet(config: SegmentationConfig, run_dir: str | os.PathLike, resume: bool = False,
                callbacks: list[keras.callbacks.Callback] | None = None,
-               verbose: int | str = "auto", evaluate_split: str | None = "test"):
+               verbose: int | str = "auto"):
     """Train a U-Net on ``config.data``; returns ``(model, history_dict)``.
 
-    The train split trains, the val split (if any) is scored each epoch, and the test split
-    is only scored once at the end (``evaluation.json``; ``evaluate_split=None`` skips it).
+    The train split trains and the val split (if any) is scored each epoch; the test split
+    is never touched here (``mrigan_tf.evaluation.segmentation.train_and_score_unet`` scores
+    it once, at the end, into ``evaluation.json``).
     ``resume`` continues the run in ``run_dir`` from its last finished epoch; without it,
     ``run_dir`` must not exist yet (or be empty).
     """
-    from mrigan_tf.training.callbacks import LossHistoryPlot
-
     run_dir = Path(run_dir)
     check_run_dir(run_dir, config, resume)
 
@@ -301,10 +296,6 @@ def train_unet(config: SegmentationConfig, run_dir: str | os.PathLike, resume: b
     write_summary(run_dir, {"seconds": round(elapsed, 1), "epochs": epochs,
                             "optimizer_steps": int(model.optimizer.iterations.numpy()),
                             "last": {k: float(v[-1]) for k, v in history.history.items() if v}})
-    if evaluate_split is not None and np.any(dataset.split == evaluate_split):
-        scores = evaluate_segmentation(model, dataset, split=evaluate_split)
-        with atomic_file(run_dir / EVALUATION_FILE) as tmp:
-            tmp.write_text(json.dumps(scores, indent=2) + "\n")
     return model, history.history
 
 
@@ -321,78 +312,3 @@ def load_unet_run(run_dir: str | os.PathLike):
     model, path = load_run_model(run_dir, lambda: build_segmenter(
         SegmentationConfig(**saved["train"]), int(saved["image_shape"][0])))
     return model, saved, path
-
-
-# ## Evaluation
-
-def predict_masks(model: keras.Model, images: np.ndarray, batch_size: int = 64,
-                  threshold: float = THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
-    """Tumor probabilities (float32) and binary masks (uint8, ``p > threshold``), (N, H, W, 1)."""
-    expected = tuple(model.input_shape[1:])
-    if tuple(images.shape[1:]) != expected:
-        raise MriganError(f"the U-Net takes slices of shape {expected}, the data has "
-                          f"{tuple(images.shape[1:])}; train a U-Net at this image size")
-    probs = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
-    return probs, (probs > threshold).astype(np.uint8)
-
-
-def _mean(values: np.ndarray) -> float | None:
-    # None (JSON null) rather than NaN: "no tumor slice in this split" is not a number.
-    return float(np.mean(values)) if len(values) else None
-
-
-def evaluate_segmentation(model: keras.Model, dataset: str | os.PathLike | PreparedDataset,
-                          split: str | None = "test", batch_size: int = 64,
-                          threshold: float = THRESHOLD) -> dict[str, Any]:
-    """Dice / IoU of ``model`` on one split of ``dataset``, per slice and per subject.
-
-    Returns a JSON-ready dict: ``slice_dice_mean`` / ``slice_iou_mean`` (+ std, median)
-    over the slices with a non-empty true mask; ``healthy_false_positive_rate`` (the share
-    of slices with an empty true mask on which anything is predicted) and the mean
-    number of predicted pixels there; ``subject_dice_mean`` / ``subject_iou_mean`` over the
-    subjects with a tumor, from their slices pooled (3-D); ``healthy_subject_false_positive_rate``;
-    ``pooled_dice`` over every pixel; and ``per_subject`` scores. A mean over nothing is None.
-    """
-    source = dataset if isinstance(dataset, PreparedDataset) else load_dataset(dataset)
-    subset = source.select(split) if split is not None else source
-    if len(subset) == 0:
-        where = None if isinstance(dataset, PreparedDataset) else dataset
-        raise DataError(where, f"split {split!r} holds no slices to evaluate on")
-    _, pred = predict_masks(model, subset.images, batch_size=batch_size, threshold=threshold)
-    inter, true, predicted = overlap_counts(subset.masks, pred)
-    dice, iou = dice_iou(inter, true, predicted)
-    tumor = true > 0
-    healthy = ~tumor
-
-    per_subject: dict[str, dict[str, Any]] = {}
-    for sid in sorted(set(subset.subjects.tolist())):
-        rows = subset.subjects == sid
-        counts = inter[rows].sum(), true[rows].sum(), predicted[rows].sum()
-        d, j = dice_iou(*counts)
-        per_subject[sid] = {"dice": float(d), "iou": float(j), "slices": int(rows.sum()),
-                            "tumor_slices": int(tumor[rows].sum()),
-                            "tumor_pixels": int(counts[1]), "predicted_pixels": int(counts[2])}
-    tumor_subjects = [s for s in per_subject.values() if s["tumor_pixels"] > 0]
-    healthy_subjects = [s for s in per_subject.values() if s["tumor_pixels"] == 0]
-    pooled_dice, _ = dice_iou(inter.sum(), true.sum(), predicted.sum())
-    return {
-        "split": split,
-        "threshold": float(threshold),
-        "slices": len(subset),
-        "tumor_slices": int(tumor.sum()),
-        "healthy_slices": int(healthy.sum()),
-        "slice_dice_mean": _mean(dice[tumor]),
-        "slice_dice_std": float(np.std(dice[tumor])) if tumor.any() else None,
-        "slice_dice_median": float(np.median(dice[tumor])) if tumor.any() else None,
-        "slice_iou_mean": _mean(iou[tumor]),
-        "healthy_false_positive_rate": _mean((predicted[healthy] > 0).astype(float)),
-        "healthy_false_positive_pixels_mean": _mean(predicted[healthy].astype(float)),
-        "subjects": len(per_subject),
-        "tumor_subjects": len(tumor_subjects),
-        "subject_dice_mean": _mean(np.array([s["dice"] for s in tumor_subjects])),
-        "subject_iou_mean": _mean(np.array([s["iou"] for s in tumor_subjects])),
-        "healthy_subject_false_positive_rate": _mean(
-            np.array([float(s["predicted_pixels"] > 0) for s in healthy_subjects])),
-        "pooled_dice": float(pooled_dice),
-        "per_subject": per_subject,
-    }

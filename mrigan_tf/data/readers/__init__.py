@@ -2,7 +2,7 @@
 
 Each module holds a reader class (its options are the class's fields) with two methods,
 ``discover`` and ``read_subject`` (see ``mrigan_tf.data.readers.common``); the driver that
-runs them and writes the dataset is ``mrigan_tf.prepare.prepare_dataset``. The modules are
+runs them and writes the dataset is ``mrigan_tf.data.prepare.prepare_dataset``. The modules are
 imported on demand, so listing the sources costs nothing.
 """
 

@@ -48,6 +48,16 @@ from mrigan_tf import __version__
 from mrigan_tf.atomic import atomic_directory
 from mrigan_tf.data.contract import META_FILE, PreparedDataset, load_dataset
 from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.metrics.domain_classifier import train_domain_classifier
+from mrigan_tf.metrics.features import domain_extractor, inception_extractor
+from mrigan_tf.metrics.frechet import frechet_distance_from_features
+from mrigan_tf.metrics.inception_score import inception_score
+from mrigan_tf.metrics.keras_weights import WeightsUnavailable
+from mrigan_tf.metrics.kid import kernel_inception_distance
+from mrigan_tf.metrics.lpips import NAME as LPIPS_NAME, load_lpips
+from mrigan_tf.metrics.memorization import memorization_audit
+from mrigan_tf.metrics.overlap import dice_per_image
+from mrigan_tf.metrics.ssim import ms_ssim_power_factors, pairwise_ms_ssim
 from mrigan_tf.progress import progress_bar
 
 EXTRACTORS = ("domain", "inception")
@@ -88,8 +98,6 @@ def _load_pair(real_dir, synthetic_dir) -> tuple[PreparedDataset, PreparedDatase
 
 def _pair_metrics(f_a: np.ndarray, f_b: np.ndarray, seed: int, kid_subsets: int) -> dict:
     """FID and KID of feature set ``a`` against reference ``b`` (None when too few)."""
-    from mrigan_tf.metrics.frechet import frechet_distance_from_features
-    from mrigan_tf.metrics.kid import kernel_inception_distance
 
     if len(f_a) < 2 or len(f_b) < 2:
         return {"fid": None, "kid_mean": None, "kid_std": None, "n": int(len(f_a)),
@@ -120,7 +128,6 @@ def _fidelity(f_syn, f_held, f_train, syn, held, train, class_names, seed, kid_s
 
 
 def _classification(classifier, syn, held, class_names) -> dict:
-    from mrigan_tf.metrics.inception_score import inception_score
 
     out = {}
     for tag, ds in (("synthetic", syn), ("heldout_real", held)):
@@ -137,8 +144,6 @@ def _classification(classifier, syn, held, class_names) -> dict:
 
 
 def _diversity(syn, train, class_names, seed, pairs, lpips_weights, lpips_pairs) -> dict:
-    from mrigan_tf.metrics.lpips import NAME as LPIPS_NAME, load_lpips
-    from mrigan_tf.metrics.ssim import ms_ssim_power_factors, pairwise_ms_ssim
 
     out: dict[str, Any] = {
         "ms_ssim": {"power_factors": list(ms_ssim_power_factors(train.image_size)),
@@ -208,8 +213,6 @@ def _mask_comparison(syn, train) -> dict:
 
 
 def _memorization(syn, train, held, top_k) -> dict:
-    from mrigan_tf.metrics.memorization import memorization_audit
-    from mrigan_tf.metrics.overlap import dice_per_image
 
     audit = memorization_audit(syn.images, train.images, held.images, top_k=top_k, n_pairs=8,
                                synthetic_labels=syn.labels, heldout_labels=held.labels)
@@ -223,8 +226,6 @@ def _memorization(syn, train, held, top_k) -> dict:
 
 
 def _feature_extractor(name, classifier, inception_weights, inception_input_size, caveats):
-    from mrigan_tf.metrics.features import domain_extractor, inception_extractor
-    from mrigan_tf.metrics.keras_weights import WeightsUnavailable
 
     if name == "inception":
         try:
@@ -266,7 +267,6 @@ def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.Path
         # Fail before minutes of work, not after (atomic_directory checks again at the end).
         raise DataError(out_dir, "output already exists; choose another --out or remove it first")
 
-    from mrigan_tf.metrics.domain_classifier import train_domain_classifier
 
     timings: dict[str, float] = {}
     caveats: list[str] = []

@@ -59,8 +59,8 @@ from mrigan_tf.atomic import atomic_directory
 from mrigan_tf.data.contract import PreparedDataset, load_dataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.progress import progress_bar
-from mrigan_tf.training.segmentation import (SegmentationConfig, build_segmenter,
-                                             evaluate_segmentation, fit_unet,
+from mrigan_tf.evaluation.segmentation import evaluate_segmentation
+from mrigan_tf.training.segmentation import (SegmentationConfig, build_segmenter, fit_unet,
                                              synthetic_rows_per_batch)
 
 DEFAULT_FRACTIONS = (0.1, 0.25, 1.0)
