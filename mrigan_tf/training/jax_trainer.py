@@ -180,42 +180,37 @@ class JaxGANTrainer:
 
     # ## One update of each player: the family's loss, differentiated
 
-    def _discriminator_step(self, state, real, labels, latent, alpha):
-        model = self.model
+    def _update(self, state, player: str, loss_method: Callable[[], tuple[Any, dict]]):
+        """One optimizer update of ``player`` (``"d"`` or ``"g"``) down the gradient of the
+        loss ``loss_method()`` returns w.r.t. that player's trainable weights."""
+        weights, slots = f"{player}_trainable", f"{player}_optimizer"
+        optimizer = self.d_optimizer if player == "d" else self.g_optimizer
 
-        def loss(d_trainable):
-            def method():
-                # The fake batch is a constant for the discriminator.
-                fake = jax.lax.stop_gradient(model.generate(latent, labels, training=True))
-                return model.discriminator_loss(real, fake, labels, alpha)
-            (value, logs), after = self._run({**state, "d_trainable": d_trainable}, method)
+        def loss(trainable):
+            (value, logs), after = self._run({**state, weights: trainable}, loss_method)
             return value, (logs, after)
 
-        (_, (logs, after)), grads = jax.value_and_grad(loss, has_aux=True)(state["d_trainable"])
-        d_trainable, d_optimizer = self.d_optimizer.stateless_apply(
-            state["d_optimizer"], grads, state["d_trainable"])
+        (_, (logs, after)), grads = jax.value_and_grad(loss, has_aux=True)(state[weights])
+        new_weights, new_slots = optimizer.stateless_apply(state[slots], grads, state[weights])
+        # Batch-norm statistics and seeds as the loss left them; the new weights and slots.
         state = {**state, **{k: after[k] for k in STATE_GROUPS if k not in TRAINABLE},
-                 "d_trainable": d_trainable, "d_optimizer": d_optimizer}
+                 weights: new_weights, slots: new_slots}
+        return state, logs
+
+    def _discriminator_step(self, state, real, labels, latent, alpha):
+        model = self.model
+        state, logs = self._update(state, "d", lambda: model.discriminator_loss(
+            # The fake batch is a constant for the discriminator.
+            real, jax.lax.stop_gradient(model.generate(latent, labels, training=True)),
+            labels, alpha))
         # The family's constraint on the new weights (the WGAN's clipping), recorded by the scope.
         _, after = self._run(state, model.constrain_discriminator)
         return {**state, "d_trainable": after["d_trainable"]}, logs
 
     def _generator_step(self, state, real, labels, latent):
         model = self.model
-
-        def loss(g_trainable):
-            def method():
-                return model.generator_loss(real, model.generate(latent, labels, training=True),
-                                            labels)
-            (value, logs), after = self._run({**state, "g_trainable": g_trainable}, method)
-            return value, (logs, after)
-
-        (_, (logs, after)), grads = jax.value_and_grad(loss, has_aux=True)(state["g_trainable"])
-        g_trainable, g_optimizer = self.g_optimizer.stateless_apply(
-            state["g_optimizer"], grads, state["g_trainable"])
-        state = {**state, **{k: after[k] for k in STATE_GROUPS if k not in TRAINABLE},
-                 "g_trainable": g_trainable, "g_optimizer": g_optimizer}
-        return state, logs
+        return self._update(state, "g", lambda: model.generator_loss(
+            real, model.generate(latent, labels, training=True), labels))
 
     def _train_step(self, state, real, labels, latents, alphas):
         """``n_critic`` discriminator updates, then one generator update, as
