@@ -249,9 +249,10 @@ def test_unet_options_reach_the_segmentation_config(spelling, tmp_path, monkeypa
                                                     tensorflow_keras):
     seen = {}
     _stub_module(monkeypatch, "mrigan_tf.training.segmentation",
+                 SegmentationConfig=lambda **settings: settings)
+    _stub_module(monkeypatch, "mrigan_tf.evaluation.segmentation",
                  EVALUATION_FILE="evaluation.json",
-                 SegmentationConfig=lambda **settings: settings,
-                 train_unet=lambda config, out, resume, verbose: seen.update(config=config))
+                 train_and_score_unet=lambda config, out, resume, verbose: seen.update(config=config))
     assert cli.main(["train", "--model", "unet", "--data", "d", "--out", str(tmp_path / "u"),
                      "--steps", "4", "--batch-size", "8", "--width", "4", "--depth", "2",
                      "--dropout", "0.1", "--strategy", "mirrored", "--quiet", *spelling]) == 0
@@ -266,9 +267,10 @@ def test_unet_options_reach_the_segmentation_config(spelling, tmp_path, monkeypa
 def test_unet_defaults_reach_the_segmentation_config(tmp_path, monkeypatch, tensorflow_keras):
     seen = {}
     _stub_module(monkeypatch, "mrigan_tf.training.segmentation",
+                 SegmentationConfig=lambda **settings: settings)
+    _stub_module(monkeypatch, "mrigan_tf.evaluation.segmentation",
                  EVALUATION_FILE="evaluation.json",
-                 SegmentationConfig=lambda **settings: settings,
-                 train_unet=lambda config, out, resume, verbose: seen.update(config=config))
+                 train_and_score_unet=lambda config, out, resume, verbose: seen.update(config=config))
     assert cli.main(_train(model="unet", out=str(tmp_path / "u"))) == 0
     assert seen["config"]["learning_rate"] == 1e-3 and seen["config"]["augment"] is True
 

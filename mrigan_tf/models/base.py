@@ -233,12 +233,7 @@ class BaseGAN(keras.Model):
         """
         if jit_compile is None:
             jit_compile = self.default_jit_compile()
-        default_d, default_g = self.default_optimizers()
-        self.d_optimizer = default_d if d_optimizer is None else d_optimizer
-        self.g_optimizer = default_g if g_optimizer is None else g_optimizer
-        if self.d_optimizer is self.g_optimizer:
-            raise ValueError("the discriminator and the generator need two optimizer "
-                             "instances: one optimizer's slots cannot serve both players")
+        self.d_optimizer, self.g_optimizer = self.choose_optimizers(d_optimizer, g_optimizer)
         if loss_scale is None:
             loss_scale = computes_in_float16(self.generator, self.discriminator)
         if loss_scale:
@@ -252,6 +247,17 @@ class BaseGAN(keras.Model):
         # skips them and training resumes with fresh Adam/RMSprop statistics.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+
+    def choose_optimizers(self, d_optimizer=None, g_optimizer=None):
+        """``(d_optimizer, g_optimizer)``: the ones given, the family's defaults for ``None``;
+        two instances (one optimizer's slots cannot serve both players)."""
+        default_d, default_g = self.default_optimizers()
+        d_optimizer = default_d if d_optimizer is None else d_optimizer
+        g_optimizer = default_g if g_optimizer is None else g_optimizer
+        if d_optimizer is g_optimizer:
+            raise ValueError("the discriminator and the generator need two optimizer "
+                             "instances: one optimizer's slots cannot serve both players")
+        return d_optimizer, g_optimizer
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a tf.distribute strategy, fit() first pulls a batch and reduces it across

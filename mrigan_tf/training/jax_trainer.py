@@ -119,11 +119,7 @@ class JaxGANTrainer:
                               "mixed_float16 policy (mixed precision is a TensorFlow-step feature)")
         self.model = model
         self.METRIC_NAMES = model.METRIC_NAMES
-        default_d, default_g = model.default_optimizers()
-        self.d_optimizer = default_d if d_optimizer is None else d_optimizer
-        self.g_optimizer = default_g if g_optimizer is None else g_optimizer
-        if self.d_optimizer is self.g_optimizer:
-            raise ValueError("the discriminator and the generator need two optimizer instances")
+        self.d_optimizer, self.g_optimizer = model.choose_optimizers(d_optimizer, g_optimizer)
         self.d_optimizer.build(model.discriminator.trainable_variables)
         self.g_optimizer.build(model.generator.trainable_variables)
         # The Keras variables behind each group of the state, in the state's order.
