@@ -170,6 +170,39 @@ def cmd_tstr(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_turing(args: argparse.Namespace) -> int:
+    from mrigan_tf.evaluation.turing import (KEY_FILE, PAGE_FILE, format_turing_table,
+                                             score_turing_answers, write_turing_page)
+
+    if args.score:
+        if args.key is None:
+            raise MriganError(f"--score needs --key KEY (the {KEY_FILE} written next to the page)")
+        unused = [flag for flag, value in (("--real", args.real), ("--synthetic", args.synthetic),
+                                           ("--masks", args.masks)) if value]
+        if unused:
+            raise MriganError(f"{', '.join(unused)}: for writing a page, not with --score")
+        report = score_turing_answers(args.score, args.key, out=args.out,
+                                      overwrite=args.overwrite)
+        print(format_turing_table(report))
+        if args.out:
+            print(f"report written to {args.out}")
+        return 0
+    missing = [flag for flag, value in (("--real", args.real), ("--synthetic", args.synthetic),
+                                        ("--out", args.out)) if not value]
+    if missing:
+        raise MriganError(f"{', '.join(missing)} required to write a page (or score answers "
+                          "with --score ANSWERS.json ... --key KEY)")
+    if args.key is not None:
+        raise MriganError("--key: for scoring with --score, not for writing a page")
+    page = write_turing_page(args.real, args.synthetic, args.out, n=args.n, seed=args.seed,
+                             masks=args.masks, overwrite=args.overwrite)
+    key = Path(args.out) / KEY_FILE
+    print(f"Turing test page written to {page} ({args.n} slices, {args.n // 2} real); send "
+          f"readers {PAGE_FILE} only and keep {key}, the answer key; score with "
+          f"`mrigan-tf turing --score ANSWERS.json ... --key {key}`")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mrigan_tf.demo import STAGES_NOT_YET_AVAILABLE, run_demo
 
@@ -344,6 +377,22 @@ def add_tstr_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=cmd_tstr)
 
 
+def add_turing_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--real", help="real dataset directory (its test split is shown when "
+                                       "it has one)")
+    parser.add_argument("--synthetic", help="synthetic dataset directory")
+    parser.add_argument("--out", help="page directory to create (turing.html, key.json); with "
+                                      "--score, an optional report .json file")
+    parser.add_argument("--n", type=positive_int, default=50,
+                        help="slices on the page, half real, half synthetic (default 50)")
+    parser.add_argument("--masks", action="store_true",
+                        help="let readers show the tumor mask over each slice (key M)")
+    parser.add_argument("--score", nargs="+", metavar="ANSWERS",
+                        help="score these answers files (the JSON the page downloads)")
+    parser.add_argument("--key", help="with --score: the key.json written next to the page")
+    parser.set_defaults(func=cmd_turing)
+
+
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=os.path.join("runs", "demo"),
                         help="output directory (default runs/demo)")
@@ -405,6 +454,15 @@ ABOUT = {
         "real, (b) synthetic only, (c) real + synthetic slices, at several fractions of the "
         "real training subjects, all scored on the same held-out real test subjects with the "
         "same number of steps. Writes tstr.json, tstr.md and tstr.png to --out."),
+    "turing": (
+        "a visual Turing test: readers label slices real or synthetic",
+        "Write one self-contained HTML page (works offline, from a file) of --n blinded "
+        "slices, half from the real test split, half synthetic, in a seeded random order; "
+        "readers label each real or synthetic (R / S, arrows, M for the masks), see their "
+        "score, and download their answers. The answer key goes to key.json beside the page, "
+        "not into it: send readers turing.html only. With --score ANSWERS... --key KEY, score "
+        "readers: accuracy with its 95% interval, sensitivity, specificity, a binomial test "
+        "against chance, and Fleiss' kappa across readers."),
     "demo": (
         "run the main job end to end on the embedded dataset",
         "The pipeline on the embedded phantom dataset: simulate the data, train the "
@@ -440,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_arguments(command("generate", "seed", "overwrite", "quiet"))
     add_evaluate_arguments(command("evaluate", "seed", "overwrite", "quiet"))
     add_tstr_arguments(command("tstr", "seed", "jit", "overwrite", "quiet"))
+    add_turing_arguments(command("turing", "seed", "overwrite",
+                                 seed="random seed of the slices and their order (default 0)"))
     add_demo_arguments(command("demo", "seed", "jit", "quiet"))
     return parser
 
