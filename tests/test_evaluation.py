@@ -100,6 +100,40 @@ def test_memorization_flags_copies_only(sets):
     assert pair["ssim"] > 0.95 and pair["mask_dice"] == pytest.approx(1.0)
 
 
+def test_membership_inference_flags_copies_only(sets):
+    """Copies of training slices put their sources nearest to synthetic slices: the attack
+    tells members from held-out subjects, far better than on a fresh draw of the toy
+    distribution (whose clean negative control is in test_metrics_privacy.py: the toy's
+    subjects share their layout by index, so a fresh draw is no independent sample here)."""
+    _, _, reports = sets
+    copies, good = reports["copies"]["privacy"], reports["good"]["privacy"]
+    assert copies["flagged"] and copies["membership_inference"]["auc"] > 0.7
+    assert copies["membership_inference"]["auc"] > good["membership_inference"]["auc"] + 0.1
+    assert copies["membership_inference"]["resampled_by"] != "slices"   # whole subjects
+    share = "synthetic_share_below_heldout_dcr_percentile"
+    assert copies["closest_record"][share] > 0.5 > good["closest_record"][share]
+
+
+def test_precision_recall_sit_beside_their_floor_and_see_noise(sets):
+    _, _, reports = sets
+    good, noised = reports["good"]["precision_recall"], reports["noised"]["precision_recall"]
+    assert good["nearest_k"] == 5
+    assert good["floor_heldout_vs_train"] == noised["floor_heldout_vs_train"]   # same real data
+    assert noised["synthetic_vs_train"]["precision"] < good["synthetic_vs_train"]["precision"]
+    assert noised["synthetic_vs_train"]["density"] < good["synthetic_vs_train"]["density"]
+
+
+def test_report_opens_with_the_verdict_table(sets):
+    root, _, reports = sets
+    md = (root / "eval-copies" / REPORT_MD).read_text()
+    verdict = md[md.index("## Verdict"):md.index("## Feature extractor")]
+    for needle in ("FID, matched N", "precision / recall", "density / coverage",
+                   "membership-inference AUC", "**flagged**", "label agreement, tumor",
+                   "real vs real (floor)"):
+        assert needle in verdict, needle
+    assert "## Privacy" in md and "## Precision, recall, density, coverage" in md
+
+
 def test_mask_statistics_known_answers():
     ds = build_squares_dataset(n_subjects=2, slices=4, size=16)
     stats = mask_statistics(ds)

@@ -57,6 +57,8 @@ from mrigan_tf.metrics.kid import kernel_inception_distance
 from mrigan_tf.metrics.lpips import NAME as LPIPS_NAME, load_lpips
 from mrigan_tf.metrics.memorization import memorization_audit
 from mrigan_tf.metrics.overlap import dice_per_image
+from mrigan_tf.metrics.prdc import NEAREST_K, precision_recall_density_coverage
+from mrigan_tf.metrics.privacy import privacy_audit
 from mrigan_tf.metrics.ssim import ms_ssim_power_factors, pairwise_ms_ssim
 from mrigan_tf.progress import progress_bar
 
@@ -212,6 +214,32 @@ def _mask_comparison(syn, train) -> dict:
                        "synthetic non-empty areas per class"}
 
 
+def _precision_recall(f_syn, f_held, f_train) -> dict:
+    """Precision/recall/density/coverage (k = NEAREST_K) of the synthetic and, as the floor,
+    the held-out real features against the train features: the same features as FID."""
+
+    def against_train(features):
+        try:
+            return precision_recall_density_coverage(f_train, features, NEAREST_K).as_dict()
+        except ValueError as exc:   # too few slices for k neighbours
+            return {"note": str(exc)}
+
+    return {"synthetic_vs_train": against_train(f_syn),
+            "floor_heldout_vs_train": against_train(f_held), "nearest_k": NEAREST_K,
+            "meaning": "precision: share of synthetic slices inside the real manifold "
+                       "(fidelity); recall: share of real slices inside the synthetic "
+                       "manifold (diversity); density and coverage: their outlier-robust "
+                       "versions (Naeem et al. 2020); each beside its real-vs-real value"}
+
+
+def _privacy(syn, train, held, seed) -> dict:
+    """Closest-record distances and the membership-inference attack on the slices' pixels,
+    with the bootstrap resampling whole subjects (``mrigan_tf.metrics.privacy``)."""
+    flat = [ds.images.reshape(len(ds), -1) for ds in (syn, train, held)]
+    return privacy_audit(*flat, seed=seed, train_subjects=train.subjects,
+                         heldout_subjects=held.subjects)
+
+
 def _memorization(syn, train, held, top_k) -> dict:
 
     audit = memorization_audit(syn.images, train.images, held.images, top_k=top_k, n_pairs=8,
@@ -303,7 +331,8 @@ def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.Path
 
     f_train, f_held, f_syn = (feature_extractor(ds.images) for ds in (train, held, syn))
     fidelity = _fidelity(f_syn, f_held, f_train, syn, held, train, class_names, seed, kid_subsets)
-    t = stage("fid_kid", t)
+    precision_recall = _precision_recall(f_syn, f_held, f_train)
+    t = stage("fid_kid_prdc", t)
     classification = _classification(classifier, syn, held, class_names)
     t = stage("inception_score", t)
     diversity = _diversity(syn, train, class_names, seed, diversity_pairs, lpips_weights,
@@ -311,7 +340,8 @@ def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.Path
     t = stage("diversity", t)
     masks = _mask_comparison(syn, real.select("train"))
     memorization = _memorization(syn, train, held, memorization_top_k)
-    t = stage("memorization", t)
+    privacy = _privacy(syn, train, held, seed)
+    t = stage("memorization_privacy", t)
 
     if min(len(syn), len(held)) < 500:
         caveats.append(f"Small samples ({len(syn)} synthetic, {len(held)} held-out real "
@@ -345,10 +375,12 @@ def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.Path
                       "fallback_reason": fallback},
         "domain_classifier": classifier.describe(),
         "fidelity": fidelity,
+        "precision_recall": precision_recall,
         "classification": classification,
         "diversity": diversity,
         "masks": masks,
         "memorization": memorization,
+        "privacy": privacy,
         "caveats": caveats,
     }
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
@@ -426,6 +458,56 @@ def _kid(m: dict) -> str:
     return f"{_fmt(m['kid_mean'])} ± {_fmt(m['kid_std'], 2)}"
 
 
+def _interval(m: dict | None, key: str = "accuracy") -> str:
+    if not m or m.get(key) is None:
+        return "n/a"
+    return f"{_fmt(m[key])} [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]"
+
+
+def verdict_rows(report: dict) -> list[str]:
+    """The verdict table: one row per headline figure, its real-vs-real floor beside it, and
+    one line saying how to read it. The demo's report opens with it too."""
+    rows = ["| figure | synthetic | real vs real (floor) | how to read it |", "|---|---|---|---|"]
+    c2st = report.get("c2st")
+    if c2st:
+        for tag, label in (("image", "image"), ("image_and_mask", "image + mask")):
+            rows.append(f"| C2ST accuracy, {label} (95% CI) | {_interval(c2st.get(tag))} | "
+                        f"{_interval(c2st.get('floor_' + tag))} | a small CNN's held-out accuracy "
+                        "at telling synthetic from real slices: 0.5 = indistinguishable, 1 = "
+                        "told apart at a glance |")
+    overall = report["fidelity"]["overall"]
+    matched, floor = overall["synthetic_vs_train_matched_n"], overall["floor_heldout_vs_train"]
+    rows.append(f"| FID, matched N ({report['extractor']['name']}) | {_fmt(matched['fid'])} | "
+                f"{_fmt(floor['fid'])} | distance between feature distributions; lower is "
+                "better, the floor is the best reachable at this N |")
+    rows.append(f"| KID x 1000 | {_kid(overall['synthetic_vs_train'])} | {_kid(floor)} | "
+                "unbiased at small N; lower is better |")
+    pr = report.get("precision_recall")
+    if pr:
+        syn, ref = pr["synthetic_vs_train"], pr["floor_heldout_vs_train"]
+        pair = lambda m, a, b: f"{_fmt(m.get(a))} / {_fmt(m.get(b))}"  # noqa: E731
+        rows.append(f"| precision / recall (k={pr['nearest_k']}) | {pair(syn, 'precision', 'recall')}"
+                    f" | {pair(ref, 'precision', 'recall')} | fidelity / diversity: share of "
+                    "synthetic slices on the real manifold / of real slices on the synthetic one |")
+        rows.append(f"| density / coverage | {pair(syn, 'density', 'coverage')} | "
+                    f"{pair(ref, 'density', 'coverage')} | their outlier-robust versions; "
+                    "coverage below the floor = missing modes |")
+    privacy = report.get("privacy")
+    if privacy:
+        mia = privacy["membership_inference"]
+        rows.append(f"| membership-inference AUC (95% CI) | {_fmt(mia['auc'])} "
+                    f"[{_fmt(mia['ci_low'])}, {_fmt(mia['ci_high'])}] | 0.5 | can an attacker "
+                    "tell training slices by their nearest synthetic slice? 0.5 = no; "
+                    f"{'**flagged**' if privacy['flagged'] else 'not flagged'} |")
+    agreement = report["classification"]
+    for k, name in enumerate(report["class_names"]):
+        rows.append(f"| label agreement, {name} | "
+                    f"{_fmt(agreement['synthetic']['label_agreement'][name])} | "
+                    f"{_fmt(agreement['heldout_real']['label_agreement'][name])} | share of "
+                    f"'{name}' slices the domain classifier also calls '{name}' |")
+    return rows
+
+
 def render_markdown(report: dict) -> str:
     """The human-readable report (the same numbers as report.json)."""
     ex, clf, fid = report["extractor"], report["domain_classifier"], report["fidelity"]
@@ -439,6 +521,10 @@ def render_markdown(report: dict) -> str:
         f"- synthetic: `{report['synthetic_dir']}`",
         f"- image size {report['image_size']} px, seed {report['seed']}, at most "
         f"{report['max_images']} slices per set, mrigan-tf {report['mrigan_tf_version']}",
+        "",
+        "## Verdict",
+        "",
+        *verdict_rows(report),
         "",
         "## Feature extractor",
         "",
@@ -467,6 +553,14 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {name} | {_fmt(s['fid'])} (N={s['n']}) | {_fmt(m['fid'])} (N={m['n']}) "
                      f"| {_fmt(f['fid'])} (N={f['n']}) | {_kid(s)} | {_kid(f)} |")
     cls = report["classification"]
+    pr = report["precision_recall"]
+    lines += ["", f"## Precision, recall, density, coverage (k = {pr['nearest_k']})", "",
+              pr["meaning"] + ".", "", "| set | precision | recall | density | coverage |",
+              "|---|---|---|---|---|"]
+    for tag in ("synthetic_vs_train", "floor_heldout_vs_train"):
+        m = pr[tag]
+        lines.append(f"| {tag} | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | "
+                     f"{_fmt(m.get('density'))} | {_fmt(m.get('coverage'))} |")
     lines += ["", "## Inception Score (domain classifier) and label agreement", "",
               f"Range [1, {len(names)}]: high when slices are classified confidently and the "
               "classes are balanced. Label agreement: share of slices of a class that the "
@@ -525,8 +619,29 @@ def render_markdown(report: dict) -> str:
                      f"{_fmt(e['p0']['fraction_synthetic_above'])} | "
                      f"{_fmt(e['p1']['fraction_synthetic_above'])} | "
                      f"{_fmt(e['p5']['fraction_synthetic_above'])} |")
-    lines += ["", f"The closest pairs are pictured in `{FIGURE}` (top rows).", "",
-              "## Caveats", ""] + [f"- {c}" for c in report["caveats"]]
+    lines += ["", f"The closest pairs are pictured in `{FIGURE}` (top rows).", ""]
+    privacy = report["privacy"]
+    dcr, mia = privacy["closest_record"], privacy["membership_inference"]
+    lines += ["## Privacy", "",
+              f"{'**flagged**' if privacy['flagged'] else 'not flagged'} ({privacy['rule']}). "
+              "Distances are Euclidean on the slices' pixels, to the closest training slice "
+              "(DCR) and its ratio to the second closest (NNDR).", "",
+              "| figure | synthetic | held-out real |", "|---|---|---|"]
+    for key, label in (("dcr", "DCR"), ("nndr", "NNDR")):
+        lines.append(f"| {label} {dcr['percentile']:g}th percentile | "
+                     f"{_fmt(dcr[f'synthetic_{key}_percentile'])} | "
+                     f"{_fmt(dcr[f'heldout_{key}_percentile'])} |")
+        lines.append(f"| {label} median | {_fmt(dcr[f'synthetic_{key}_median'])} | "
+                     f"{_fmt(dcr[f'heldout_{key}_median'])} |")
+    lines += ["", f"Share of synthetic slices closer than the held-out {dcr['percentile']:g}th "
+              f"percentile (expected {_fmt(dcr['expected_share_if_not_copied'])} if nothing is "
+              f"copied): DCR {_fmt(dcr['synthetic_share_below_heldout_dcr_percentile'])}, NNDR "
+              f"{_fmt(dcr['synthetic_share_below_heldout_nndr_percentile'])}.", "",
+              f"Membership inference (GAN-Leaks style: a training slice scores higher the closer "
+              f"its nearest synthetic slice): AUC {_fmt(mia['auc'])}, {100 * mia['confidence']:g}% "
+              f"bootstrap CI [{_fmt(mia['ci_low'])}, {_fmt(mia['ci_high'])}] over "
+              f"{mia['resampled_by']}; {mia['n_members']} members, {mia['n_nonmembers']} "
+              "non-members.", "", "## Caveats", ""] + [f"- {c}" for c in report["caveats"]]
     lines += ["", "Timings (s): " + ", ".join(f"{k} {v}" for k, v in report["timings_s"].items()),
               ""]
     return "\n".join(lines)
