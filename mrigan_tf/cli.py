@@ -157,12 +157,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tstr_synthetic(values: list[str]):
+    """``--synthetic DIR`` once, or ``--synthetic FRACTION=DIR`` once per fraction (strict)."""
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    sets = {}
+    for text in values:
+        fraction, sep, path = text.partition("=")
+        try:
+            key = float(fraction)
+        except ValueError:
+            key = None
+        if not sep or key is None or not path:
+            raise MriganError(f"--synthetic: give one DIR, or FRACTION=DIR once per fraction "
+                              f"(strict mode), got {text!r}")
+        if key in sets:
+            raise MriganError(f"--synthetic: fraction {key:g} is given twice")
+        sets[key] = path
+    return sets
+
+
+def _tstr_seeds(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise MriganError(f"--seeds: expected whole numbers separated by commas, got {text!r}") \
+            from None
+
+
 def cmd_tstr(args: argparse.Namespace) -> int:
     from mrigan_tf.evaluation.tstr import REPORT_FILE, run_tstr
 
-    run_tstr(args.real, args.synthetic, args.out, fractions=args.fractions, steps=args.steps,
-             batch_size=args.batch_size, seed=args.seed, learning_rate=args.lr,
-             augment=not args.no_flips, jit_compile=args.jit,
+    fixed = args.fixed_steps is not None
+    run_tstr(args.real, _tstr_synthetic(args.synthetic), args.out, fractions=args.fractions,
+             seeds=_tstr_seeds(args.seeds), converge=not fixed, max_steps=args.max_steps,
+             eval_every=args.eval_every, patience=args.patience,
+             steps=args.fixed_steps, batch_size=args.batch_size,
+             subset_seed=args.seed, learning_rate=args.lr, augment=not args.no_flips,
+             jit_compile=args.jit,
              model_options={"width": args.width} if args.width else None,
              synthetic_share=args.synthetic_share, overwrite=args.overwrite,
              progress=not args.quiet)
@@ -357,21 +389,38 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_tstr_arguments(parser: argparse.ArgumentParser) -> None:
+    # Defaults live in mrigan_tf.evaluation.tstr; repeated here so --help needs no TensorFlow.
     parser.add_argument("--real", required=True, help="real dataset directory")
-    parser.add_argument("--synthetic", required=True, help="synthetic dataset directory")
+    parser.add_argument("--synthetic", required=True, action="append", metavar="[F=]DIR",
+                        help="synthetic dataset directory; strict mode: FRACTION=DIR once per "
+                             "fraction (a generator trained on just that fraction's subjects)")
     parser.add_argument("--out", required=True, help="output directory to create")
     parser.add_argument("--fractions", type=comma_floats, default=[0.1, 0.25, 1.0],
-                        help="fractions of the real training subjects (default 0.1,0.25,1)")
-    parser.add_argument("--steps", type=positive_int, default=1000,
-                        help="optimisation steps per U-Net (default 1000)")
-    parser.add_argument("--batch-size", type=positive_int, default=32,
-                        help="batch size (default 32)")
+                        help="fractions of the real training subjects (default 0.1,0.25,1); "
+                             "--seed picks which subjects")
+    parser.add_argument("--seeds", default="0,1,2",
+                        help="U-Net seeds, every arm trained once per seed (default 0,1,2): "
+                             "the table gives mean +/- sd over them")
+    parser.add_argument("--max-steps", type=positive_int, default=400,
+                        help="at most this many steps per U-Net (default 400, sized for a "
+                             "CPU; raise it on a GPU)")
+    parser.add_argument("--eval-every", type=positive_int, default=50,
+                        help="score the real val split every N steps (default 50)")
+    parser.add_argument("--patience", type=positive_int, default=3,
+                        help="stop after this many val scores without a new best; the best "
+                             "weights are kept (default 3)")
+    parser.add_argument("--fixed-steps", "--steps", type=positive_int, default=None, metavar="N",
+                        help="no early stopping: train every U-Net for exactly N steps "
+                             "(the old equal-budget mode)")
+    parser.add_argument("--batch-size", type=positive_int, default=16,
+                        help="batch size (default 16)")
     parser.add_argument("--synthetic-share", type=synthetic_share, default=0.5, metavar="S",
                         help="share of synthetic slices in each real + synthetic batch "
                              "(default 0.5); 'proportional' pools both sets, so each fills "
                              "batches in proportion to its size")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    parser.add_argument("--width", type=positive_int, default=None, help="U-Net base width")
+    parser.add_argument("--width", type=positive_int, default=None,
+                        help="U-Net base width (default 8)")
     parser.add_argument("--no-flips", "--no-augment", action="store_true",
                         help="no random flips of the training slices")
     parser.set_defaults(func=cmd_tstr)
@@ -452,8 +501,12 @@ ABOUT = {
         "train on synthetic, test on real: U-Nets on real, synthetic and both",
         "The experiment that says what a synthetic dataset is worth: U-Nets trained on (a) "
         "real, (b) synthetic only, (c) real + synthetic slices, at several fractions of the "
-        "real training subjects, all scored on the same held-out real test subjects with the "
-        "same number of steps. Writes tstr.json, tstr.md and tstr.png to --out."),
+        "real training subjects, all scored on the same held-out real test subjects. Each "
+        "U-Net trains until its Dice on the real val subjects stops improving (best weights "
+        "kept; --fixed-steps N for an equal budget instead), once per seed: one table of "
+        "tumor-slice Dice, subject Dice and healthy-slice false positives, mean +/- sd over "
+        "seeds with a bootstrap 95% interval over test subjects. Writes report.md, tstr.json "
+        "and tstr.png to --out."),
     "turing": (
         "a visual Turing test: readers label slices real or synthetic",
         "Write one self-contained HTML page (works offline, from a file) of --n blinded "

@@ -14,7 +14,8 @@ from mrigan_tf.data.contract import PreparedDataset
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.evaluation.segmentation import evaluate_segmentation, train_and_score_unet
 from mrigan_tf.metrics.overlap import dice_iou, overlap_counts
-from mrigan_tf.training.segmentation import (SegmentationConfig, default_depth, fit_unet,
+from mrigan_tf.training.segmentation import (SegmentationConfig, build_segmenter,
+                                             default_depth, fit_unet, fit_unet_to_convergence,
                                              load_unet_run, mixed_segmentation_batches,
                                              segmentation_batches, synthetic_rows_per_batch,
                                              train_unet)
@@ -120,6 +121,69 @@ def test_config_and_model_option_errors(squares_dir, tmp_path):
 @pytest.mark.parametrize("size, depth", [(16, 2), (24, 2), (32, 3), (64, 4), (128, 4), (10, 1)])
 def test_default_depth_keeps_a_bottleneck_of_at_least_4_pixels(size, depth):
     assert default_depth(size) == depth
+
+
+# ## Training to convergence
+
+class SpoilFromEpoch(keras.callbacks.Callback):
+    """From epoch ``start`` on, make the U-Net predict nothing and stop it learning: its val
+    Dice drops to 0 for good, so the best weights are known to be earlier ones."""
+
+    def __init__(self, start: int):
+        super().__init__()
+        self.start = start
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.start:
+            last = [layer for layer in self.model.layers if layer.weights][-1]
+            last.set_weights([np.zeros_like(w) if w.ndim > 1 else np.full_like(w, -20.0)
+                              for w in last.get_weights()])
+            self.model.optimizer.learning_rate.assign(0.0)
+
+
+def _converge(data, **settings):
+    model = build_segmenter(_config("unused", learning_rate=3e-3), 16)
+    options = dict(max_steps=100, eval_every=10, patience=2, batch_size=8, seed=0, augment=True)
+    options.update(settings)
+    return model, fit_unet_to_convergence(model, data.select("train"), data.select("val"),
+                                          **options)
+
+
+def test_early_stopping_stops_before_the_cap_and_restores_the_best_weights():
+    data = build_squares_dataset()
+    model, report = _converge(data, callbacks=[SpoilFromEpoch(2)])
+    # Val Dice: two evaluations of learning, then 0; patience 2 -> stop after 4 evaluations.
+    assert report.val_dice[2:] == [0.0, 0.0]
+    assert report.stopped_early and report.steps == 40 < 100
+    assert int(model.optimizer.iterations.numpy()) == 40
+    assert report.best_val_dice == max(report.val_dice) > 0.0
+    assert report.best_step == 10 * (1 + int(np.argmax(report.val_dice))) <= 20
+    # The model holds the best weights again: its val Dice is the best logged one, not 0.
+    val = segmentation_batches(data.select("val"), 8, training=False)
+    scores = model.evaluate(val, verbose=0, return_dict=True)
+    assert scores["dice"] == pytest.approx(report.best_val_dice, abs=1e-6)
+
+
+def test_the_step_cap_holds_when_val_dice_keeps_improving_or_patience_is_long():
+    model, report = _converge(build_squares_dataset(), max_steps=8, eval_every=3, patience=50)
+    # 8 steps at one evaluation per 3: two whole evaluations, never more than the cap.
+    assert report.steps == 6 == int(model.optimizer.iterations.numpy())
+    assert len(report.val_dice) == 2 and not report.stopped_early
+    assert report.to_dict()["best_step"] in (3, 6)
+
+
+def test_convergence_settings_are_refused_clearly():
+    data = build_squares_dataset(n_subjects=3, slices=2)
+    for bad, match in ((dict(patience=0), "--patience must be"),
+                       (dict(eval_every=0), "--eval-every must be"),
+                       (dict(max_steps=0), "--max-steps must be"),
+                       (dict(eval_every=20, max_steps=10), "larger than --max-steps")):
+        with pytest.raises(MriganError, match=match):
+            fit_unet_to_convergence(None, data, data, **{**dict(max_steps=10, eval_every=5,
+                                                                patience=1), **bad})
+    with pytest.raises(DataError, match="needs a val split"):
+        fit_unet_to_convergence(None, data, data.select("val", label=7), max_steps=10,
+                                eval_every=5, patience=1)
 
 
 # ## Augmentation

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mrigan_tf.data.contract import PreparedDataset, load_dataset
@@ -244,6 +245,69 @@ def fit_unet(model: keras.Model, train: PreparedDataset, epochs: int, steps_per_
     return model.fit(stream, epochs=epochs, steps_per_epoch=steps_per_epoch,
                      validation_data=validation, callbacks=callbacks or [], verbose=verbose,
                      shuffle=False)
+
+
+# ## Training to convergence: early stopping on the val split
+
+@dataclasses.dataclass
+class ConvergenceReport:
+    """What ``fit_unet_to_convergence`` did: steps run, where the kept weights come from."""
+
+    steps: int                     # optimizer steps actually run (<= max_steps)
+    best_step: int                 # the step whose weights the model now holds
+    best_val_dice: float           # the val Dice logged at that step
+    stopped_early: bool            # True: patience ran out before max_steps
+    val_dice: list[float]          # the val Dice logged every ``eval_every`` steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def check_convergence_settings(max_steps: int, eval_every: int, patience: int) -> None:
+    """Refuse settings that cannot run: a cap below one evaluation, patience below 1."""
+    for name, value in (("max_steps", max_steps), ("eval_every", eval_every),
+                        ("patience", patience)):
+        if int(value) != value or value < 1:
+            raise MriganError(f"--{name.replace('_', '-')} must be a whole number of at least "
+                              f"1, got {value}")
+    if eval_every > max_steps:
+        raise MriganError(f"--eval-every {eval_every} is larger than --max-steps {max_steps}: "
+                          "the val split would never be scored")
+
+
+def fit_unet_to_convergence(model: keras.Model, train: PreparedDataset, val: PreparedDataset,
+                            max_steps: int, eval_every: int, patience: int,
+                            batch_size: int = 32, seed: int = 0, augment: bool = False,
+                            verbose: int | str = 0, synthetic: PreparedDataset | None = None,
+                            synthetic_share: float | None = None,
+                            callbacks: list | None = None) -> ConvergenceReport:
+    """Train until the val Dice stops improving; leave the best weights in ``model``.
+
+    Every ``eval_every`` steps the val split is scored (the pooled ``val_dice`` the U-Net
+    compiles); after ``patience`` evaluations without a new best, or at ``max_steps``
+    (rounded down to whole evaluations), training stops and the weights of the best
+    evaluation are restored (Keras ``EarlyStopping`` keeps them in memory). A fixed budget
+    lets the budget decide the figure: a U-Net given little data converges in a few hundred
+    steps, one given much data needs thousands; stopping on the val split gives each what it
+    needs, and no arm ever looks at the test split. ``callbacks`` run before the stopping
+    rule; ``synthetic`` / ``synthetic_share`` mix batches as in ``fit_unet``.
+    """
+    check_convergence_settings(max_steps, eval_every, patience)
+    if val is None or len(val) == 0:
+        raise DataError(None, "training to convergence needs a val split to watch; the real "
+                        "dataset has none (or pass fixed steps instead)")
+    stopper = keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=patience,
+                                            restore_best_weights=True)
+    history = fit_unet(model, train, epochs=max_steps // eval_every, steps_per_epoch=eval_every,
+                       batch_size=batch_size, seed=seed, augment=augment, val=val,
+                       callbacks=[*(callbacks or []), stopper], verbose=verbose,
+                       synthetic=synthetic,
+                       synthetic_share=synthetic_share)
+    curve = [float(v) for v in history.history["val_dice"]]
+    best = int(np.argmax(curve))         # EarlyStopping keeps the first of equal bests too
+    return ConvergenceReport(steps=len(curve) * eval_every, best_step=(best + 1) * eval_every,
+                             best_val_dice=curve[best], stopped_early=stopper.stopped_epoch > 0,
+                             val_dice=curve)
 
 
 # ## Training into a run directory
