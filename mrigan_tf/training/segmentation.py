@@ -15,6 +15,12 @@ the *val* split, and writes a run directory laid out like a GAN run
     training_summary.json  time, epochs, optimizer steps, last logged values
     evaluation.json        ``evaluate_segmentation`` on the test split, when there is one
 
+``fit_unet`` trains for a fixed number of steps. ``fit_unet_to_convergence`` (what TSTR uses)
+trains until the val split's Dice stops improving instead: it scores the val split every
+``eval_every`` steps, keeps the best weights in memory, stops after ``patience`` scores
+without a new best or at ``max_steps``, and restores the best weights; it returns a
+``ConvergenceReport`` (steps run, best step, best val Dice, the val Dice curve).
+
 ## Augmentation
 
 A brain is roughly symmetric about its mid-sagittal plane, so a left-right flip of an axial
