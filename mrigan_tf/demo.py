@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mrigan_tf.data.contract import load_dataset
 from mrigan_tf.data.phantom import PhantomConfig, write_phantom
-from mrigan_tf.evaluation.report import evaluate_synthetic
+from mrigan_tf.evaluation.report import evaluate_synthetic, verdict_rows
 from mrigan_tf.reference import DEFAULT_REFERENCE, matches_dataset, reference_config, reference_dir
 from mrigan_tf.synth import write_synthetic_dataset
 from mrigan_tf.training.run_directory import LOSS_CURVES_FILE
@@ -221,6 +221,11 @@ def _report(real, synthetic, config, generator_steps, budget, history, timings,
         "# mrigan-tf demo report",
         "",
         "The data is simulated from the MNI152 2009 template: it is not patient data.",
+        "",
+        f"## Verdict: the synthetic dataset against the phantom "
+        f"({'reference model' if generator['reference_used'] else 'the short run'})",
+        "",
+        *verdict_rows(evaluation),
         "",
         "## What ran",
         "",

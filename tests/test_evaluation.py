@@ -10,8 +10,9 @@ import pytest
 from conftest import build_squares_dataset
 from mrigan_tf.data.contract import PreparedDataset, save_dataset
 from mrigan_tf.errors import DataError, MriganError
-from mrigan_tf.evaluation.report import (FIGURE, REPORT_JSON, REPORT_MD, evaluate_synthetic,
-                                  mask_statistics)
+from mrigan_tf.evaluation.report import (C2ST_FIGURE, FIGURE, REPORT_JSON, REPORT_MD,
+                                         evaluate_synthetic, mask_statistics)
+from mrigan_tf.metrics import c2st
 
 FAST = dict(max_images=200, classifier_steps=60, kid_subsets=10, diversity_pairs=40,
             lpips_pairs=10, progress=False)
@@ -47,17 +48,21 @@ def sets(tmp_path_factory):
             "copies": save_dataset(_as_synthetic(copies), root / "copies")}
     # LPIPS with random VGG weights on one set only (the plumbing); elsewhere it is
     # unavailable, as on any machine without the ImageNet weights cached.
-    reports = {name: evaluate_synthetic(dirs["real"], dirs[name], root / f"eval-{name}",
-                                        **dict(FAST, lpips_weights=None if name == "good"
-                                               else "imagenet"))
-               for name in ("good", "noised", "copies")}
+    # The two-sample classifier's fixed budget, shortened for 16 px toys (the report records
+    # the settings it ran with).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(c2st, "C2ST_STEPS", 40)
+        reports = {name: evaluate_synthetic(dirs["real"], dirs[name], root / f"eval-{name}",
+                                            **dict(FAST, lpips_weights=None if name == "good"
+                                                   else "imagenet"))
+                   for name in ("good", "noised", "copies")}
     return root, dirs, reports
 
 
 def test_report_files_and_content(sets):
     root, _, reports = sets
     out = root / "eval-good"
-    assert {p.name for p in out.iterdir()} == {REPORT_JSON, REPORT_MD, FIGURE}
+    assert {p.name for p in out.iterdir()} == {REPORT_JSON, REPORT_MD, FIGURE, C2ST_FIGURE}
     on_disk = json.loads((out / REPORT_JSON).read_text())
     assert on_disk == reports["good"]
     report = on_disk
@@ -123,11 +128,23 @@ def test_precision_recall_sit_beside_their_floor_and_see_noise(sets):
     assert noised["synthetic_vs_train"]["density"] < good["synthetic_vs_train"]["density"]
 
 
+def test_two_sample_test_sees_noise_and_reports_its_floor(sets):
+    _, _, reports = sets
+    good, noised = reports["good"]["c2st"], reports["noised"]["c2st"]
+    assert good["settings"]["steps"] == 40
+    for tag in ("image", "image_and_mask"):
+        assert noised[tag]["accuracy"] > 0.9 and noised[tag]["ci_low"] > 0.5
+        assert noised[tag]["accuracy"] > good[tag]["accuracy"]
+        assert good["floor_" + tag] == noised["floor_" + tag]          # the same real data
+        assert good["floor_" + tag]["accuracy"] < noised[tag]["accuracy"]
+
+
 def test_report_opens_with_the_verdict_table(sets):
     root, _, reports = sets
     md = (root / "eval-copies" / REPORT_MD).read_text()
     verdict = md[md.index("## Verdict"):md.index("## Feature extractor")]
-    for needle in ("FID, matched N", "precision / recall", "density / coverage",
+    for needle in ("C2ST accuracy, image", "C2ST accuracy, image + mask",
+                   "FID, matched N", "precision / recall", "density / coverage",
                    "membership-inference AUC", "**flagged**", "label agreement, tumor",
                    "real vs real (floor)"):
         assert needle in verdict, needle

@@ -5,7 +5,8 @@
 * ``tstr``: ``mrigan-tf tstr``: U-Nets trained on real, synthetic and mixed data, scored on the
   real test subjects;
 * ``segmentation``: scoring a U-Net on a split (Dice/IoU per slice and per subject, the
-  healthy-slice false-positive rate), and ``evaluation.json`` of a U-Net run.
+  healthy-slice false-positive rate), and ``evaluation.json`` of a U-Net run;
+* ``turing``: ``mrigan-tf turing``: the visual Turing test page and the scoring of its readers.
 
 The metric functions themselves are ``mrigan_tf.metrics``. The names below are imported on
 first use, so importing the package does not load Keras.
@@ -21,6 +22,8 @@ _EXPORTS = {
     "evaluate_segmentation": "segmentation",
     "predict_masks": "segmentation",
     "train_and_score_unet": "segmentation",
+    "write_turing_page": "turing",
+    "score_turing_answers": "turing",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -48,6 +48,8 @@ from mrigan_tf import __version__
 from mrigan_tf.atomic import atomic_directory
 from mrigan_tf.data.contract import META_FILE, PreparedDataset, load_dataset
 from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.metrics.c2st import (CHANNELS as C2ST_CHANNELS, c2st_settings,
+                                   classifier_two_sample_test, real_vs_real_floor)
 from mrigan_tf.metrics.domain_classifier import train_domain_classifier
 from mrigan_tf.metrics.features import domain_extractor, inception_extractor
 from mrigan_tf.metrics.frechet import frechet_distance_from_features
@@ -64,6 +66,8 @@ from mrigan_tf.progress import progress_bar
 
 EXTRACTORS = ("domain", "inception")
 REPORT_JSON, REPORT_MD, FIGURE = "report.json", "report.md", "evaluation.png"
+#: The synthetic slices the classifier two-sample test is surest about.
+C2ST_FIGURE = "c2st_surest.png"
 #: Below this balanced accuracy (mean per-class recall) on the held-out real slices, the
 #: domain features are called weak. Plain accuracy would not do: answering the majority
 #: class everywhere already scores ~0.72 on the phantom.
@@ -214,6 +218,34 @@ def _mask_comparison(syn, train) -> dict:
                        "synthetic non-empty areas per class"}
 
 
+def _c2st_result(result) -> dict:
+    return {"accuracy": result.accuracy, "ci_low": result.ci_low, "ci_high": result.ci_high,
+            "p_value": result.p_value, "heldout": result.heldout,
+            "real_accuracy": result.real_accuracy,
+            "synthetic_accuracy": result.synthetic_accuracy}
+
+
+def _c2st(real: PreparedDataset, synthetic: PreparedDataset, seed: int) -> tuple[dict, dict]:
+    """The classifier two-sample test on the image and on image + mask, each beside its
+    real-vs-real floor (train subjects vs held-out subjects), with the fixed classifier of
+    ``mrigan_tf.metrics.c2st``. Returns the report block and, per channel set, the indices of
+    the synthetic slices the classifier is surest are synthetic (for the figure)."""
+    train = real.select("train")
+    block: dict[str, Any] = {"settings": c2st_settings(),
+                             "meaning": "held-out accuracy of a small CNN trained to tell "
+                                        "synthetic from real training-subject slices; 0.5 = "
+                                        "indistinguishable (95% Clopper-Pearson interval)"}
+    surest = {}
+    for channels in C2ST_CHANNELS:
+        tag = channels.replace("+", "_and_")
+        result = classifier_two_sample_test(train, synthetic, seed=seed, channels=channels)
+        block[tag] = _c2st_result(result)
+        surest[tag] = np.asarray(result.surest_synthetic)
+        block["floor_" + tag] = _c2st_result(real_vs_real_floor(real, seed=seed,
+                                                                channels=channels))
+    return block, surest
+
+
 def _precision_recall(f_syn, f_held, f_train) -> dict:
     """Precision/recall/density/coverage (k = NEAREST_K) of the synthetic and, as the floor,
     the held-out real features against the train features: the same features as FID."""
@@ -298,7 +330,7 @@ def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.Path
 
     timings: dict[str, float] = {}
     caveats: list[str] = []
-    bar = progress_bar(total=7, desc="evaluate", unit="stage", disable=not progress)
+    bar = progress_bar(total=8, desc="evaluate", unit="stage", disable=not progress)
 
     def stage(name: str, t0: float) -> float:
         timings[name] = round(time.perf_counter() - t0, 3)
@@ -317,6 +349,9 @@ def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.Path
     syn = _subsample(synthetic, max_images, rng)
     class_names = real.class_names
     t = stage("load", t)
+
+    c2st, surest = _c2st(real, syn, seed)
+    t = stage("c2st", t)
 
     classifier = train_domain_classifier(real, steps=classifier_steps, seed=seed,
                                          heldout=real.select(heldout_split))
@@ -374,6 +409,7 @@ def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.Path
         "extractor": {"requested": extractor, **feature_extractor.describe(),
                       "fallback_reason": fallback},
         "domain_classifier": classifier.describe(),
+        "c2st": c2st,
         "fidelity": fidelity,
         "precision_recall": precision_recall,
         "classification": classification,
@@ -385,6 +421,7 @@ def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.Path
     }
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         _write_figure(tmp / FIGURE, syn, train, memorization, class_names, seed)
+        _write_surest_figure(tmp / C2ST_FIGURE, syn, surest)
         t = stage("figure", t)
         report["timings_s"] = timings
         report = _jsonable(report)
@@ -442,6 +479,29 @@ def _write_figure(path: Path, syn, train, memorization, class_names, seed, per_c
     plt.close(fig)
 
 
+def _write_surest_figure(path: Path, syn, surest: dict[str, np.ndarray]):
+    """One row per channel set: the held-out synthetic slices the two-sample classifier is
+    surest are synthetic (what gives the generator away)."""
+    import matplotlib.pyplot as plt
+
+    from mrigan_tf.visualization import overlay_mask
+
+    ncols = max([len(indices) for indices in surest.values()] + [1])
+    fig, axes = plt.subplots(len(surest), ncols, figsize=(1.5 * ncols, 1.7 * len(surest) + 0.4),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, (tag, indices) in enumerate(surest.items()):
+        for c, i in enumerate(indices):
+            axes[r, c].imshow(overlay_mask(syn.images[i], syn.masks[i]))
+            axes[r, c].set_title(f"{tag.replace('_and_', '+')}", fontsize=7)
+    fig.suptitle("The synthetic slices the two-sample classifier is surest are synthetic",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 # ## The Markdown report
 
 def _fmt(value, digits: int = 3) -> str:
@@ -462,6 +522,21 @@ def _interval(m: dict | None, key: str = "accuracy") -> str:
     if not m or m.get(key) is None:
         return "n/a"
     return f"{_fmt(m[key])} [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]"
+
+
+def _c2st_lines(c2st: dict) -> list[str]:
+    settings = c2st["settings"]
+    lines = ["## Classifier two-sample test", "",
+             c2st["meaning"] + f". The classifier is fixed (filters {settings['filters']}, "
+             f"{settings['steps']} steps of batch {settings['batch_size']}, see "
+             "mrigan_tf/metrics/c2st.py); the floor is the same test on the real train subjects "
+             f"against the held-out ones. Its surest picks: `{C2ST_FIGURE}`.", "",
+             "| input | accuracy (95% CI) | p | floor (95% CI) |", "|---|---|---|---|"]
+    for tag in ("image", "image_and_mask"):
+        m = c2st[tag]
+        lines.append(f"| {tag.replace('_and_', ' + ')} | {_interval(m)} | {_fmt(m['p_value'])} "
+                     f"| {_interval(c2st['floor_' + tag])} |")
+    return lines + [""]
 
 
 def verdict_rows(report: dict) -> list[str]:
@@ -526,6 +601,7 @@ def render_markdown(report: dict) -> str:
         "",
         *verdict_rows(report),
         "",
+        *_c2st_lines(report["c2st"]),
         "## Feature extractor",
         "",
         f"- **{ex['name']}**, {ex['dim']}-d features",

@@ -8,7 +8,11 @@
 * ``overlap``: per-image Dice and IoU of masks;
 * ``nearest_neighbour`` and ``memorization``: nearest training slices and the memorization audit;
 * ``sample_quality``: the small comparison table of the GAN-walk notebooks;
+* ``c2st``: the classifier two-sample test (a fixed small CNN's held-out accuracy at telling
+  synthetic from real, with an exact binomial interval, and its real-vs-real floor);
+* ``prdc``: precision, recall, density and coverage on k-NN manifolds of features;
+* ``privacy``: distance to the closest record, NNDR and the membership-inference attack;
 * ``keras_weights``: pretrained weights from the local Keras cache only, never downloaded.
 
-``mrigan_tf.evaluation.evaluate_synthetic`` puts them together into a report.
+``mrigan_tf.evaluation.report.evaluate_synthetic`` puts them together into a report.
 """
