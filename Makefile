@@ -52,7 +52,7 @@ reference: $(VENV)/.installed-base
 	$(VENV)/bin/mrigan-tf evaluate --real $(REFERENCE_RUNS)/phantom --synthetic $(REFERENCE_RUNS)/synthetic \
 		--out $(REFERENCE_DIR)/evaluation --seed 0 --overwrite
 	$(VENV)/bin/mrigan-tf tstr --real $(REFERENCE_RUNS)/phantom --synthetic $(REFERENCE_RUNS)/synthetic \
-		--out $(REFERENCE_DIR)/tstr --steps 400 --width 16 --batch-size 16 --seed 0 --overwrite
+		--out $(REFERENCE_DIR)/tstr --fixed-steps 400 --seeds 0 --width 16 --batch-size 16 --seed 0 --overwrite
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -293,7 +293,8 @@ def _report(real, synthetic, config, generator_steps, budget, history, timings,
         "mrigan-tf evaluate --real runs/demo/phantom --synthetic runs/full_synthetic "
         "--out runs/full_evaluation",
         "mrigan-tf tstr --real runs/demo/phantom --synthetic runs/full_synthetic --out runs/tstr "
-        "--steps 400 --width 16 --batch-size 16   # CPU-sized; drop the last three on a GPU",
+        "--fixed-steps 400 --seeds 0 --width 16 --batch-size 16   # CPU-sized; drop the last four "
+        "on a GPU for U-Nets trained to convergence over 3 seeds",
         "```",
         "",
         "## Not in this demo",

@@ -46,15 +46,15 @@ def test_train_unet_writes_a_run_scored_on_the_test_subjects(squares_dir, tmp_pa
 def test_tstr_command_writes_the_table(squares_dir, tmp_path, capsys):
     out = tmp_path / "tstr"
     code = main(["tstr", "--real", str(squares_dir), "--synthetic", str(_synthetic_twin(tmp_path)),
-                 "--out", str(out), "--fractions", "0.5,1", "--steps", "2", "--batch-size", "8",
-                 "--width", "4", "--quiet"])
+                 "--out", str(out), "--fractions", "0.5,1", "--steps", "2", "--seeds", "0",
+                 "--batch-size", "8", "--width", "4", "--quiet"])
     assert code == 0
     results = json.loads((out / "tstr.json").read_text())
     arms = {(row["arm"], row["fraction"]) for row in results["rows"]}
     assert {("real", 0.5), ("real", 1.0), ("real+synthetic", 0.5), ("real+synthetic", 1.0)} <= arms
     assert any(arm == "synthetic" for arm, _ in arms)
-    assert (out / "tstr.md").exists() and (out / "tstr.png").exists()
-    assert "tstr.md" in capsys.readouterr().out
+    assert (out / "report.md").exists() and (out / "tstr.png").exists()
+    assert "report.md" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("command", ["evaluate", "tstr"])
