@@ -278,16 +278,19 @@ def test_unet_defaults_reach_the_segmentation_config(tmp_path, monkeypatch, tens
 @pytest.mark.parametrize("flip", ["--no-augment", "--no-flips"])
 def test_tstr_options_reach_run_tstr(flip, tmp_path, monkeypatch):
     seen = {}
-    _stub_module(monkeypatch, "mrigan_tf.evaluation.tstr", REPORT_FILE="tstr.md",
+    _stub_module(monkeypatch, "mrigan_tf.evaluation.tstr", REPORT_FILE="report.md",
                  run_tstr=lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs))
     assert cli.main(["tstr", "--real", "r", "--synthetic", "s", "--out", str(tmp_path),
                      "--fractions", "0.5,1", "--lr", "0.01", "--width", "4", "--seed", "2",
-                     "--jit", "--overwrite", "--quiet", flip]) == 0
+                     "--seeds", "3,4", "--jit", "--overwrite", "--quiet", flip]) == 0
     assert seen["args"] == ("r", "s", str(tmp_path))
     kwargs = seen["kwargs"]
     assert kwargs["augment"] is False and kwargs["learning_rate"] == 0.01
     assert kwargs["fractions"] == [0.5, 1.0] and kwargs["model_options"] == {"width": 4}
-    assert (kwargs["seed"], kwargs["jit_compile"], kwargs["overwrite"]) == (2, True, True)
+    # --seed picks the subjects (and seeds the bootstrap); --seeds the U-Nets' repeats.
+    assert (kwargs["subset_seed"], kwargs["seeds"]) == (2, [3, 4])
+    assert (kwargs["jit_compile"], kwargs["overwrite"]) == (True, True)
+    assert kwargs["converge"] is True and kwargs["steps"] is None
     assert kwargs["progress"] is False
 
 
