@@ -32,6 +32,21 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, alpha: float = 0.35) -> np
     return np.where(m, (1 - alpha) * rgb + alpha * np.asarray(MASK_COLOR), rgb)
 
 
+def plot_three_views(volume: np.ndarray, title: str = "") -> plt.Figure:
+    """The axial, coronal and sagittal planes through the centre of a 3-D volume in RAS order
+    (i: left-right, j: posterior-anterior, k: inferior-superior), rotated for display."""
+    x, y, z = (s // 2 for s in volume.shape[:3])
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    views = [("axial (k)", volume[:, :, z]), ("coronal (j)", volume[:, y, :]),
+             ("sagittal (i)", volume[x, :, :])]
+    for ax, (name, view) in zip(axes, views):
+        ax.imshow(np.rot90(view), cmap="gray")
+        ax.set_title(name)
+        ax.axis("off")
+    fig.suptitle(title)
+    return fig
+
+
 def plot_slice_grid(images: np.ndarray, masks: np.ndarray | None = None,
                     titles: list[str] | None = None, ncols: int = 8,
                     path: str | os.PathLike | None = None, suptitle: str | None = None,
