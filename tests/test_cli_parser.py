@@ -243,16 +243,22 @@ def test_gan_options_reach_the_train_config(tmp_path, monkeypatch, capsys, tenso
     assert "trained cwgan-gp" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("spelling", [["--lr", "0.05", "--no-augment"],
-                                      ["--unet-lr", "0.05", "--no-flips"]])
-def test_unet_options_reach_the_segmentation_config(spelling, tmp_path, monkeypatch, capsys,
-                                                    tensorflow_keras):
-    seen = {}
+def _stub_unet_training(monkeypatch) -> dict:
+    """Stand-ins for the U-Net's config and train-and-score; returns what they received."""
+    seen: dict = {}
     _stub_module(monkeypatch, "mrigan_tf.training.segmentation",
                  SegmentationConfig=lambda **settings: settings)
     _stub_module(monkeypatch, "mrigan_tf.evaluation.segmentation",
                  EVALUATION_FILE="evaluation.json",
                  train_and_score_unet=lambda config, out, resume, verbose: seen.update(config=config))
+    return seen
+
+
+@pytest.mark.parametrize("spelling", [["--lr", "0.05", "--no-augment"],
+                                      ["--unet-lr", "0.05", "--no-flips"]])
+def test_unet_options_reach_the_segmentation_config(spelling, tmp_path, monkeypatch, capsys,
+                                                    tensorflow_keras):
+    seen = _stub_unet_training(monkeypatch)
     assert cli.main(["train", "--model", "unet", "--data", "d", "--out", str(tmp_path / "u"),
                      "--steps", "4", "--batch-size", "8", "--width", "4", "--depth", "2",
                      "--dropout", "0.1", "--strategy", "mirrored", "--quiet", *spelling]) == 0
@@ -265,12 +271,7 @@ def test_unet_options_reach_the_segmentation_config(spelling, tmp_path, monkeypa
 
 
 def test_unet_defaults_reach_the_segmentation_config(tmp_path, monkeypatch, tensorflow_keras):
-    seen = {}
-    _stub_module(monkeypatch, "mrigan_tf.training.segmentation",
-                 SegmentationConfig=lambda **settings: settings)
-    _stub_module(monkeypatch, "mrigan_tf.evaluation.segmentation",
-                 EVALUATION_FILE="evaluation.json",
-                 train_and_score_unet=lambda config, out, resume, verbose: seen.update(config=config))
+    seen = _stub_unet_training(monkeypatch)
     assert cli.main(_train(model="unet", out=str(tmp_path / "u"))) == 0
     assert seen["config"]["learning_rate"] == 1e-3 and seen["config"]["augment"] is True
 
