@@ -43,13 +43,20 @@ With P real and Q synthetic slices:
 
    (lower = 0 when k = 0, upper = 1 when k = n).
 
-   One caveat: both treat the n held-out slices as independent. Slices of one subject are
-   not, so with few held-out subjects the accuracy spreads more than the interval says;
-   the floor below shows how much on the data at hand.
+   Both treat the n held-out slices as independent. Slices of one subject are not: the
+   classifier tends to call all of a subject's slices the same way, so with few held-out
+   subjects the accuracy spreads more than the binomial says. The result therefore also
+   gives ``subject_ci_low`` / ``subject_ci_high``, an interval that counts subjects
+   (``subject_clustered_interval``: the cluster-robust variance over held-out subjects,
+   every synthetic slice its own subject).
 
 The real-vs-real **floor** (``real_vs_real_floor``) is the same test with the real training
 subjects against the held-out (val + test) subjects: it should sit at 1/2 within its interval,
-and it tells how much of a synthetic set's score a new *real* subject would also earn.
+and it tells how much of a synthetic set's score a new *real* subject would also earn. On the
+demo phantom (28 train, 12 held-out subjects, so 6 per held-out half) the image floor over
+seeds 0-3 was 0.452, 0.439, 0.500 and 0.417. The binomial interval of the last,
+[0.359, 0.476], excludes 1/2; its subject interval, [0.231, 0.602], like all the others,
+does not. With so few subjects, read the subject interval.
 
 ## The classifier: fixed capacity, fixed budget
 
@@ -57,34 +64,35 @@ Three 3x3 convolutions at stride 2 (32, 64, 128 filters: 93k weights for one inp
 each followed by LeakyReLU(0.2); global average *and* global max pooling side by side (a
 local defect is one cell of the last feature map, and the average alone dilutes it); one
 logit. Adam, learning rate 1e-3 decaying along a cosine to zero over ``C2ST_STEPS`` = 500
-steps of ``C2ST_BATCH_SIZE`` = 64 balanced slices in a seeded order: about a minute on two
-CPU cores at 64 px whatever the number of slices (two to three and a half minutes measured
-while other jobs shared the cores). No augmentation (a flip could hide a
-left/right asymmetry of the generator, a difference worth finding), no dropout, no early
-stopping (it would spend held-out slices). Deterministic for a seed: seeded initialisers,
-numpy-drawn batches.
+steps of ``C2ST_BATCH_SIZE`` = 64 balanced slices in a seeded order: 55-85 s on two CPU
+cores at 64 px, whatever the number of slices (two to three and a half minutes while other
+jobs shared the cores). No augmentation (a flip could hide a left/right asymmetry of the
+generator, a difference worth finding), no dropout, no early stopping (it would spend
+held-out slices). Deterministic for a seed: seeded initialisers, numpy-drawn batches.
 
 These settings are module constants on purpose and **must not be weakened to flatter a
 generator**: a weaker classifier always finds a GAN "more realistic". On the shipped
 reference model (``reference/phantom64``, ``benchmarks/c2st_reference.py``) this classifier
-separates 2000 generated slices from the 28 training subjects' 680 slices with held-out
-accuracy 0.992 [0.982, 0.997] on the image alone and 0.991 [0.980, 0.997] with the mask
-(636 held-out slices; the same with the synthetic set cut to the phantom's class mix), while
-the real-vs-real floor is 0.524 [0.465, 0.583] and 0.531 [0.472, 0.589]. A smaller one
-(16, 32, 64 filters, 600 steps) already reached 0.98: there is headroom for better
-generators. Every model is judged by the same classifier; if a stronger
-one is ever needed, raise the constants for every model compared, and report the settings
+tells 2000 generated slices from the 28 training subjects' 680 slices with held-out accuracy
+0.994 [0.985, 0.998] on the image alone and 0.988 [0.977, 0.995] with the mask (680 held-out
+slices; 0.993 and 0.991 with the synthetic set cut to the phantom's class mix), while the
+real-vs-real floor is 0.452 [0.395, 0.511] and 0.483 [0.425, 0.542] (294 held-out slices).
+A smaller classifier (16, 32, 64 filters, 600 steps) already reached 0.98: there is headroom
+for better generators. Every model is judged by the same classifier; if a stronger one is
+ever needed, raise the constants for every model compared, and report the settings
 (``TwoSampleTestResult.settings``) next to the numbers.
 
 ## The split, by subject and by class
 
 When subject ids are given, whole subjects go to one half, in a seeded order, each to the
-half it leaves closer to the other in its count of slices *per class*. Without the class
+half it leaves closer to the other in its share of *each class's* slices. Without the class
 balance, a few subjects make the halves' class mix differ by chance: with 12 held-out
 subjects, one half held 53% tumor slices and the other 5%, and a classifier that learnt
 "tumor" for that side scored *below* chance on its held-out half (a floor of 0.46). The
 subsampling that balances the sizes keeps each half's class mix, too. Labels serve only the
 split: real and synthetic sets with different class mixes still differ, and the test says so.
+Class is not all that subjects differ in, though: whatever the six subjects of one half have
+more of, the other six have less of, which is why the floor above leans below 1/2.
 
 ## Inputs
 
@@ -139,11 +147,14 @@ class TwoSampleTestResult:
     surest_scores: np.ndarray
     seed: int
     settings: dict
+    subject_ci_low: float = float("nan")    # the interval counting subjects, not slices
+    subject_ci_high: float = float("nan")
+    heldout_subjects: int = 0               # held-out clusters, both sides together
 
     @property
     def distinguishable(self) -> bool:
-        """True when the whole interval lies above 1/2: the sets differ."""
-        return self.ci_low > 0.5
+        """True when both intervals (slices, subjects) lie above 1/2: the sets differ."""
+        return self.ci_low > 0.5 and self.subject_ci_low > 0.5
 
     def describe(self) -> dict:
         """The result as JSON-ready numbers (indices as a list)."""
@@ -170,6 +181,29 @@ def clopper_pearson_interval(correct: int, total: int,
 def chance_p_value(correct: int, total: int) -> float:
     """One-sided P(K >= correct) for K ~ Binomial(total, 1/2): the test's p-value."""
     return float(scipy.stats.binomtest(correct, total, 0.5, alternative="greater").pvalue)
+
+
+def subject_clustered_interval(correct: np.ndarray, clusters: np.ndarray,
+                               level: float = CONFIDENCE_LEVEL) -> tuple[float, float]:
+    """The accuracy's interval when held-out slices come in correlated clusters (subjects).
+
+    With c_i in {0, 1} (slice i called right), a = mean(c), n slices in G clusters, the
+    cluster-robust (sandwich) variance and a Student-t interval with G - 1 degrees of freedom:
+
+        V = G / (G - 1) * sum_g (sum_{i in g} (c_i - a))^2 / n^2,   a -/+ t_{G-1} sqrt(V)
+
+    clipped to [0, 1]. With every slice its own cluster, V = a (1 - a) / (n - 1).
+    """
+    correct = np.asarray(correct, np.float64)
+    _, cluster_of = np.unique(np.asarray(clusters), return_inverse=True)
+    n, groups = len(correct), int(cluster_of.max()) + 1 if len(correct) else 0
+    if groups < 2:
+        raise ValueError(f"a clustered interval needs at least 2 clusters, got {groups}")
+    a = correct.mean()
+    residual_sums = np.bincount(cluster_of, weights=correct - a, minlength=groups)
+    half = (scipy.stats.t.ppf(0.5 + level / 2, groups - 1)
+            * np.sqrt(groups / (groups - 1) * np.sum(residual_sums ** 2) / n ** 2))
+    return float(max(0.0, a - half)), float(min(1.0, a + half))
 
 
 def build_c2st_classifier(input_shape: Sequence[int], seed: int = 0) -> keras.Model:
@@ -357,15 +391,23 @@ def classifier_two_sample_test(real, synthetic, seed: int = 0, channels: str = "
                              for i in range(0, len(x_test), 256)]).astype(np.float64)
     p_synthetic = 1.0 / (1.0 + np.exp(-logits))
     p_real, p_synth = p_synthetic[:m_test], p_synthetic[m_test:]
-    real_right, synth_right = int(np.sum(p_real < 0.5)), int(np.sum(p_synth >= 0.5))
+    right = np.concatenate([p_real < 0.5, p_synth >= 0.5])
+    real_right, synth_right = int(np.sum(right[:m_test])), int(np.sum(right[m_test:]))
     correct, total = real_right + synth_right, 2 * m_test
     low, high = clopper_pearson_interval(correct, total)
+    clusters = np.concatenate([
+        [f"real/{g}" for g in (real_test if real_groups is None else real_groups[real_test])],
+        [f"synthetic/{g}" for g in (synth_test if synth_groups is None
+                                    else synth_groups[synth_test])]])
+    subject_low, subject_high = subject_clustered_interval(right, clusters)
     surest_order = np.argsort(-p_synth, kind="stable")[:max(0, surest)]
     return TwoSampleTestResult(
         accuracy=correct / total, ci_low=low, ci_high=high,
         p_value=chance_p_value(correct, total), correct=correct, heldout=total,
         real_accuracy=real_right / m_test, synthetic_accuracy=synth_right / m_test,
         train_per_side=m_train, heldout_per_side=m_test, channels=channels,
+        subject_ci_low=subject_low, subject_ci_high=subject_high,
+        heldout_subjects=len(np.unique(clusters)),
         surest_synthetic=synth_test[surest_order], surest_scores=p_synth[surest_order],
         seed=seed, settings=c2st_settings())
 
