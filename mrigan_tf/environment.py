@@ -1,9 +1,18 @@
-"""What a notebook's setup cell prints: versions, and a helpful word when one is too old."""
+"""What a notebook's setup cell prints: versions, the device, and a helpful word when one is
+too old or when no GPU is there.
+
+``install_command`` is the one way to install the package, the same in the README, in every
+notebook's setup cell and in the warnings below: from the git tag of this version (no package
+index serves ``mrigan-tf``).
+"""
 
 from __future__ import annotations
 
 import sys
 from importlib.metadata import PackageNotFoundError, version
+
+#: Where the package is published (the notebooks' Colab badges open it).
+REPOSITORY = "https://github.com/mrigan-tf/mrigan-tf"
 
 MINIMUM = {"tensorflow": (2, 19), "keras": (3, 10), "nibabel": (5, 2), "numpy": (1, 26)}
 
@@ -14,6 +23,14 @@ def _parse(v: str) -> tuple[int, ...]:
         digits = "".join(ch for ch in piece if ch.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts)
+
+
+def install_command(version: str | None = None) -> str:
+    """``pip install "mrigan-tf @ git+REPOSITORY@vVERSION"``: this version (or ``version``),
+    pinned to its tag, so that a notebook installs the package it was written for."""
+    if version is None:
+        from mrigan_tf import __version__ as version
+    return f'pip install "mrigan-tf @ git+{REPOSITORY}@v{version}"'
 
 
 def describe_environment(check_gpu: bool = False) -> dict[str, str]:
@@ -31,7 +48,7 @@ def describe_environment(check_gpu: bool = False) -> dict[str, str]:
             info[name] = version(name)
         except PackageNotFoundError:
             info[name] = "not installed"
-            problems.append(f"{name} is not installed: pip install 'mrigan-tf'")
+            problems.append(f"{name} is not installed: {install_command()}")
             continue
         if _parse(info[name]) < minimum:
             problems.append(f"{name} {info[name]} is older than {'.'.join(map(str, minimum))}: "
@@ -41,8 +58,12 @@ def describe_environment(check_gpu: bool = False) -> dict[str, str]:
     if check_gpu:
         import tensorflow as tf
         gpus = tf.config.list_physical_devices("GPU")
-        info["gpu"] = ", ".join(g.name for g in gpus) if gpus else "none (CPU only: use the smaller settings)"
+        info["gpu"] = ", ".join(g.name for g in gpus) if gpus else "none"
     print("  ".join(f"{k} {v}" for k, v in info.items()))
+    if check_gpu and info["gpu"] == "none":
+        print('No GPU: PROFILE = "auto" runs the "cpu" profile (smaller settings, sized for a '
+              "2-core CPU). On Colab, Runtime > Change runtime type > T4 GPU, then run the "
+              'notebook again for the "gpu" profile (the teaching settings).')
     for p in problems:
         print(f"WARNING: {p}")
     return info

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -117,3 +118,141 @@ def plot_real_vs_synthetic(real: PreparedDataset, synthetic: PreparedDataset, pe
             titles += [f"{source} {name}"] * per_class
     return plot_slice_grid(np.stack(images), np.stack(masks), titles, ncols=per_class,
                            path=path, suptitle=title)
+
+
+# ## Watching and comparing generators (notebooks 02-05, 07)
+
+def show_sample_grids(run_dir: str | os.PathLike, count: int = 4, width: int = 640) -> list[str]:
+    """Display, in a notebook, about ``count`` of the fixed-noise grids a run wrote to
+    ``samples/`` (evenly spaced, always the last): the same noise, epoch after epoch.
+    Returns the file names shown."""
+    from IPython.display import Image, display   # notebooks only
+
+    grids = sorted((Path(run_dir) / "samples").glob("*.png"))
+    chosen = sorted(set(grids[::max(1, len(grids) // max(1, count - 1))] + grids[-1:]))
+    for path in chosen:
+        display(Image(filename=str(path), width=width))
+    return [p.name for p in chosen]
+
+
+def plot_generator_rows(models: dict, latent: np.ndarray, real: np.ndarray | None = None,
+                        labels: np.ndarray | None = None, suptitle: str | None = None):
+    """One row per generator for the same latent vectors (after an optional row of ``real``
+    slices): what each model makes of the same inputs. ``models`` maps a name to anything
+    with ``sample(latent=..., labels=...)``; ``labels`` is for conditional ones."""
+    rows = [] if real is None else [np.asarray(real)[:len(latent)]]
+    names = [] if real is None else ["real"]
+    for name, model in models.items():
+        kwargs = {} if labels is None else {"labels": labels}
+        rows.append(np.asarray(model.sample(latent=latent, **kwargs))[..., :1])
+        names.append(name)
+    n = len(latent)
+    titles = [name if i == 0 else "" for name in names for i in range(n)]
+    return plot_slice_grid(np.concatenate(rows), titles=titles, ncols=n,
+                           suptitle=suptitle or f"the same {n} latent vectors, one row per model")
+
+
+def plot_history_comparison(histories: dict[str, dict[str, list[float]]],
+                            panels: list[tuple[str, tuple[str, ...]]]):
+    """Training curves of several runs side by side: one panel per ``(title, keys)``, one
+    colour per run, the keys of a panel drawn solid, dashed, dotted. A key ``"a - b"`` draws
+    the difference of two logged values."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    styles = ("-", "--", ":")
+    for ax, (title, keys) in zip(axes[0], panels):
+        for i, (name, history) in enumerate(histories.items()):
+            color = f"C{i}"
+            for style, key in zip(styles, keys):
+                if " - " in key:
+                    a, b = key.split(" - ")
+                    values = np.asarray(history[a]) - np.asarray(history[b])
+                else:
+                    values = np.asarray(history[key])
+                label = name if len(keys) == 1 else f"{name}: {key}"
+                ax.plot(np.arange(1, len(values) + 1), values, style, color=color, label=label)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+QUALITY_COLUMNS = (("ms_ssim", "MS-SSIM", "8.3f"), ("nn_corr", "NN corr", "8.2f"),
+                   ("coverage", "coverage", "9.2f"), ("pixel_w1", "pixel W1", "9.3f"))
+
+
+def format_quality_table(table: dict[str, dict[str, float]],
+                         extra: dict[str, dict[str, Any]] | None = None) -> str:
+    """``sample_quality_table``'s rows as aligned text: MS-SSIM, NN corr, coverage, pixel W1,
+    then any ``extra`` columns (row name -> column -> value; rows without them stay blank)."""
+    extra = extra or {}
+    extra_columns = list(dict.fromkeys(c for row in extra.values() for c in row))
+    width = max([len(name) for name in table] + [12]) + 2
+    widths = [max(len(title), int(fmt.split(".")[0])) for _, title, fmt in QUALITY_COLUMNS]
+    lines = [" " * width + " ".join(f"{title:>{w}s}" for (_, title, _), w in
+                                    zip(QUALITY_COLUMNS, widths))
+             + "".join(f" {c:>11s}" for c in extra_columns)]
+    for name, row in table.items():
+        line = f"{name:{width}s}" + " ".join(f"{row[key]:{fmt}}" for key, _, fmt in QUALITY_COLUMNS)
+        for column in extra_columns:
+            value = extra.get(name, {}).get(column)
+            line += (" " + " " * 11 if value is None else
+                     f" {value:11,d}" if isinstance(value, (int, np.integer)) else f" {value:11.1f}")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# ## Notebook 07: the evaluation's pictures
+
+def plot_fid_sample_size(sizes: list[int], curves: dict[str, dict[str, Any]]):
+    """Three panels: FID against N (log axis), FID against 1/N with its straight-line fit
+    extrapolated to N = infinity, and KID against N, one colour per pool (error bars: the
+    spread over draws)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    inverse = 1.0 / np.asarray(sizes)
+    for i, (name, c) in enumerate(curves.items()):
+        color = f"C{i}"
+        axes[0].errorbar(sizes, c["fid"].mean(1), c["fid"].std(1), marker="o", capsize=3,
+                         color=color, label=name)
+        axes[1].plot(inverse, c["fid"].mean(1), "o", color=color, label=name)
+        axes[1].plot([0, inverse.max()], np.polyval(c["fit"], [0, inverse.max()]), "--",
+                     color=color, label=f"fit: FID_inf = {c['fid_inf']:.2f}")
+        axes[2].errorbar(sizes, c["kid"].mean(1), c["kid"].std(1), marker="o", capsize=3,
+                         color=color, label=name)
+    axes[0].set(xscale="log", xlabel="N (slices in the candidate set)", ylabel="FID",
+                title="FID against the train split")
+    for ax in (axes[0], axes[2]):
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+    axes[1].set(xlabel="1 / N", ylabel="FID", title="the same against 1/N, extrapolated to N = inf")
+    axes[2].axhline(0, color="k", lw=0.8)
+    axes[2].set(xscale="log", xlabel="N", ylabel="KID", title="KID: unbiased, but noisier at small N")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_closest_pairs(candidates: list[tuple[str, np.ndarray, np.ndarray, list[dict]]],
+                       train_images: np.ndarray, train_masks: np.ndarray,
+                       train_subjects: np.ndarray, per_row: int = 8, suptitle: str | None = None):
+    """For each ``(name, images, masks, closest_pairs)`` (the pairs of a memorization audit,
+    closest first), a row of candidate slices above a row of their nearest training slices,
+    ``per_row`` wide (blank cells pad short rows)."""
+    rows, masks, titles = [], [], []
+    blank_image = np.full_like(train_images[0], -1)
+    blank_mask = np.zeros_like(train_masks[0])
+    for name, images, image_masks, pairs in candidates:
+        pairs = pairs[:per_row]
+        pad = per_row - len(pairs)
+        rows += ([images[p["synthetic_index"]] for p in pairs] + [blank_image] * pad
+                 + [train_images[p["train_index"]] for p in pairs] + [blank_image] * pad)
+        masks += ([image_masks[p["synthetic_index"]] for p in pairs] + [blank_mask] * pad
+                  + [train_masks[p["train_index"]] for p in pairs] + [blank_mask] * pad)
+        titles += ([f"{name.split(',')[0]}\nSSIM {p['ssim']:.2f}" for p in pairs] + [""] * pad
+                   + [f"nearest train\n{train_subjects[p['train_index']]}" for p in pairs]
+                   + [""] * pad)
+    return plot_slice_grid(np.stack(rows), np.stack(masks), titles, ncols=per_row,
+                           suptitle=suptitle)

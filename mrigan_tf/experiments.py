@@ -1,0 +1,329 @@
+"""The notebooks' experiments: the loops a lesson runs, written once, so cells only call them.
+
+A notebook teaches one idea and shows the package's code for it; the bookkeeping around an
+experiment (reusing a phantom that is already on disk, reusing another notebook's trained
+model instead of training it again, collecting fixed-noise samples after every epoch,
+sweeping a clip value, fitting FID against 1/N) lives here, where it is tested and where two
+notebooks that need it share it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from mrigan_tf.data import load_dataset
+from mrigan_tf.data.contract import PreparedDataset
+from mrigan_tf.data.phantom import PhantomConfig, write_phantom
+from mrigan_tf.lazy_tensorflow import tf
+from mrigan_tf.metrics.frechet import frechet_distance_from_features
+from mrigan_tf.metrics.kid import kernel_inception_distance
+from mrigan_tf.models.losses import gradient_penalty, interpolate, wasserstein_critic_loss
+from mrigan_tf.reference import is_available, matches_dataset, reference_dir
+from mrigan_tf.training.run_directory import (CONFIG_FILE, SUMMARY_FILE, history_columns,
+                                              read_history)
+from mrigan_tf.training.runner import TrainConfig, load_run, train_gan
+
+#: The phantom the reference model was trained on lives here; others get a name of their own.
+DEFAULT_DATA_DIR = "data/phantom"
+
+
+# ## Data
+
+def phantom_dir(subjects: int, size: int, seed: int, root: str | os.PathLike = "data") -> Path:
+    """Where a notebook keeps the phantom of these settings: ``data/phantom`` for the default
+    one (40 subjects, 64 px, seed 0), a name saying the settings for any other, so that
+    notebooks at different settings never overwrite each other's data."""
+    default = PhantomConfig()
+    if (subjects, size, seed) == (default.subjects, default.size, default.seed):
+        return Path(root) / "phantom"
+    return Path(root) / f"phantom_{subjects}subjects_{size}px_seed{seed}"
+
+
+def _same_phantom(directory: Path, config: PhantomConfig) -> bool:
+    meta_path = directory / "meta.json"
+    if not (directory / "dataset.npz").is_file() or not meta_path.is_file():
+        return False
+    saved = json.loads(meta_path.read_text()).get("phantom")
+    return saved == json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def notebook_dataset(dataset: str, subjects: int, size: int, seed: int,
+                     root: str | os.PathLike = "data") -> tuple[str, PreparedDataset]:
+    """``(data_dir, dataset)`` for a notebook's ``DATASET`` parameter.
+
+    ``"phantom"`` simulates the phantom of ``subjects``, ``size`` and ``seed`` into
+    ``phantom_dir(...)``, or reuses it when that directory already holds exactly that phantom
+    (notebook 01 writes it; the others then start in seconds). Anything else is the path of a
+    prepared dataset directory, loaded as it is.
+    """
+    if dataset != "phantom":
+        return str(dataset), load_dataset(dataset)
+    config = PhantomConfig(subjects=subjects, size=size, seed=seed)
+    directory = phantom_dir(subjects, size, seed, root)
+    if _same_phantom(directory, config):
+        print(f"reusing the phantom in {directory} ({subjects} subjects, {size} px, seed {seed})")
+    else:
+        write_phantom(directory, config, overwrite=True)
+    return str(directory), load_dataset(directory)
+
+
+# ## Trained models: reuse, never retrain
+
+def finished_run_matches(run_dir: str | os.PathLike, config: TrainConfig) -> tuple[bool, str]:
+    """``(True, "")`` if ``run_dir`` is a finished run of exactly ``config`` (the same family,
+    data, steps, batch, seed and model options: the same model, trained the same way), else
+    ``(False, why)``. The XLA switch, the step grouping and the distribution strategy do not
+    count: they change how fast a run goes, not what it computes."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / SUMMARY_FILE).is_file():
+        return False, f"{run_dir} holds no finished run"
+    saved = json.loads((run_dir / CONFIG_FILE).read_text())["train"]
+    wanted = dataclasses.asdict(config)
+    ignored = {"jit_compile", "steps_per_execution", "strategy"}
+    for key in sorted(set(wanted) - ignored):
+        if json.loads(json.dumps(wanted[key])) != saved.get(key):
+            return False, f"{run_dir} was trained with {key} = {saved.get(key)!r}, not {wanted[key]!r}"
+    return True, ""
+
+
+def train_or_load(config: TrainConfig, run_dir: str | os.PathLike,
+                  reuse: Sequence[str | os.PathLike] = (), fresh: bool = True,
+                  **train_options: Any) -> tuple[keras.Model, dict[str, list[float]], Path]:
+    """The model of ``config``: loaded from the first run directory in ``reuse`` (or
+    ``run_dir`` itself) that finished exactly this configuration, else trained into
+    ``run_dir`` (emptied first when ``fresh``). Returns ``(model, history, run directory)``
+    and says which it did. ``train_options`` go to ``train_gan`` (``verbose``, ``callbacks``).
+    """
+    for candidate in list(reuse) + ([] if fresh else [run_dir]):
+        ok, why = finished_run_matches(candidate, config)
+        if ok:
+            model, _, _ = load_run(candidate)
+            history = _history(Path(candidate))
+            print(f"loaded the finished run {candidate} (same model and settings): not retrained")
+            return model, history, Path(candidate)
+        print(f"not reusing {candidate}: {why}")
+    if fresh and Path(run_dir).exists():
+        shutil.rmtree(run_dir)
+    print(f"training {config.model} for {config.steps} steps into {run_dir}")
+    model, history = train_gan(config, run_dir, **train_options)
+    return model, history, Path(run_dir)
+
+
+def _history(run_dir: Path) -> dict[str, list[float]]:
+    return history_columns(read_history(run_dir))
+
+
+def training_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """A finished run's ``training_summary.json`` (steps, critic steps, seconds)."""
+    return json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+
+
+# ## The reference generator
+
+def generator_for(dataset: PreparedDataset, train_own: bool, config: TrainConfig,
+                  run_dir: str | os.PathLike, **train_options: Any) -> tuple[str, bool]:
+    """The run directory of the generator a notebook should use on ``dataset``, and whether
+    it is the shipped reference model.
+
+    The reference model (``mrigan_tf/reference/phantom64``) is used unless ``train_own``, but
+    only on the phantom it was trained on (``matches_dataset``: same phantom, same training
+    subjects, so that its test subjects are unseen). Otherwise ``config`` is trained into
+    ``run_dir``, and the reason is printed.
+    """
+    ok, why = matches_dataset(dataset) if is_available() else (False, "it is not installed")
+    if ok and not train_own:
+        print(f"using the shipped reference model ({reference_dir()}), trained on this phantom's "
+              "train subjects: nothing to train")
+        return str(reference_dir()), True
+    reason = ("TRAIN_OWN_GENERATOR = True" if train_own
+              else f"the reference model cannot be used here: {why}")
+    print(f"training a generator here ({reason})")
+    train_or_load(config, run_dir, **train_options)
+    return str(run_dir), False
+
+
+# ## Collecting samples while training
+
+class FixedNoiseSnapshots(keras.callbacks.Callback):
+    """After every epoch, the generator's samples for one fixed batch of noise.
+
+    ``frames`` (a list, one ``(N, H, W, C)`` array per epoch) shows what the generator does to
+    the same inputs over training: its diversity per epoch, and how far it moves (drift).
+    """
+
+    def __init__(self, latent: np.ndarray):
+        super().__init__()
+        self.latent = latent
+        self.frames: list[np.ndarray] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.frames.append(self.model.sample(latent=self.latent))
+
+
+# ## Notebook 04: weight clipping, measured
+
+def critic_gradient_norms(critic: keras.Model, real: np.ndarray, fake: np.ndarray,
+                          seed: int = 0) -> np.ndarray:
+    """$\\|\\nabla_{\\hat x} f(\\hat x)\\|$ on interpolates $\\hat x = \\alpha x + (1 - \\alpha)
+    \\tilde x$, $\\alpha \\sim U[0, 1]$ per sample: the slope the critic actually has between
+    the real and the generated slices (the optimal critic's is 1)."""
+    real = tf.constant(real)
+    fake = tf.constant(fake)
+    alpha = tf.random.uniform((len(real), 1, 1, 1), seed=seed)
+    x_hat = alpha * real + (1 - alpha) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = critic(x_hat, training=False)
+    return tf.norm(tf.reshape(tape.gradient(scores, x_hat), (len(x_hat), -1)), axis=1).numpy()
+
+
+def kernel_weights(critic: keras.Model) -> np.ndarray:
+    """Every kernel weight of ``critic``, flattened (the biases left out)."""
+    return np.concatenate([w.numpy().ravel() for w in critic.trainable_variables
+                           if "kernel" in w.path])
+
+
+def clipping_sweep(config: TrainConfig, clip_values: Sequence[float], run_dir_prefix: str,
+                   real_batch: np.ndarray, seed: int = 0,
+                   **train_options: Any) -> dict[float, dict[str, Any]]:
+    """Train ``config`` (a WGAN) once per clip value ``c``, into ``{prefix}_clip{c}``, and
+    measure each critic: its gradient norms on interpolates, the share of its kernel weights
+    at the bound $\\pm c$, and its last ``em_distance``."""
+    results = {}
+    for c in clip_values:
+        run = dataclasses.replace(config, model_options={**config.model_options, "clip_value": c})
+        print(f"--- clip value {c:g}")
+        model, history, _ = train_or_load(run, f"{run_dir_prefix}_clip{c:g}", **train_options)
+        fake_batch = model.sample(len(real_batch), seed=seed + 1)
+        weights = kernel_weights(model.critic)
+        results[c] = {"norms": critic_gradient_norms(model.critic, real_batch, fake_batch, seed),
+                      "at_bound": float(np.mean(np.abs(weights) >= 0.99 * c)),
+                      "em_distance": history["em_distance"][-1]}
+    return results
+
+
+def ring_and_blob(n: int = 2048, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gulrajani et al.'s 2-D toy: real points on 8 small clusters on a circle of radius 2,
+    fake points in one blob in the middle; as ``(n, 1, 1, 2)`` "images" of two channels."""
+    rng = np.random.default_rng(seed)
+    angles = 2 * np.pi * np.arange(8) / 8
+    centers = 2 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    real = centers[rng.integers(0, 8, n)] + 0.05 * rng.standard_normal((n, 2))
+    fake = 0.5 * rng.standard_normal((n, 2))
+    return (real.reshape(-1, 1, 1, 2).astype("float32"),
+            fake.reshape(-1, 1, 1, 2).astype("float32"))
+
+
+def train_toy_critic(method: str, real: np.ndarray, fake: np.ndarray, steps: int,
+                     clip_value: float = 0.01, gp_weight: float = 10.0, batch_size: int = 256,
+                     seed: int = 0, log_every: int = 0) -> keras.Model:
+    """A small critic (three ReLU layers of 128) trained to separate ``real`` from ``fake``
+    with the Wasserstein loss, under ``method``: ``"weight clipping"`` (RMSprop 5e-4, every
+    weight clipped to $\\pm$ ``clip_value`` after each step) or ``"gradient penalty"`` (Adam,
+    ``gp_weight`` times the penalty on interpolates). The loop runs eagerly, one step at a
+    time; ``log_every`` prints the loss every that many steps."""
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    point = keras.Input(real.shape[1:])
+    h = keras.layers.Flatten()(point)
+    for _ in range(3):
+        h = keras.layers.Dense(128, activation="relu")(h)
+    critic = keras.Model(point, keras.layers.Dense(1)(h))
+    optimizer = (keras.optimizers.RMSprop(5e-4) if method == "weight clipping"
+                 else keras.optimizers.Adam(1e-3, beta_1=0.5, beta_2=0.9))
+    for step in range(steps):
+        real_batch = tf.constant(real[rng.integers(0, len(real), batch_size)])
+        fake_batch = tf.constant(fake[rng.integers(0, len(fake), batch_size)])
+        with tf.GradientTape() as tape:
+            loss = wasserstein_critic_loss(critic(real_batch), critic(fake_batch))
+            if method == "gradient penalty":
+                x_hat = interpolate(real_batch, fake_batch,
+                                    tf.random.uniform((batch_size, 1, 1, 1)))
+                # The inner tape gives grad_x f(x_hat); the outer one records it, so the
+                # penalty's gradient w.r.t. the weights flows through it.
+                with tf.GradientTape() as inner_tape:
+                    inner_tape.watch(x_hat)
+                    scores = critic(x_hat)
+                loss += gp_weight * gradient_penalty(inner_tape.gradient(scores, x_hat))
+        grads = tape.gradient(loss, critic.trainable_variables)
+        optimizer.apply_gradients(zip(grads, critic.trainable_variables))
+        if method == "weight clipping":
+            for w in critic.trainable_variables:
+                w.assign(tf.clip_by_value(w, -clip_value, clip_value))
+        if log_every and (step + 1) % log_every == 0:
+            print(f"{method}: step {step + 1}/{steps}, critic loss {float(loss):.4f}")
+    return critic
+
+
+def critic_surface(critic: keras.Model, xs: np.ndarray) -> tuple[np.ndarray, float]:
+    """The critic's values on the grid ``xs`` x ``xs`` (2-D points), and the median norm of
+    its gradient there."""
+    grid = tf.constant(np.stack(np.meshgrid(xs, xs), axis=-1).reshape(-1, 1, 1, 2)
+                       .astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(grid)
+        values = critic(grid)
+    slope = np.median(tf.norm(tf.reshape(tape.gradient(values, grid), (len(grid), -1)),
+                              axis=1).numpy())
+    return values.numpy().reshape(len(xs), len(xs)), float(slope)
+
+
+# ## Notebook 07: how FID lies, measured
+
+def fid_sample_size_curves(pools: dict[str, np.ndarray], reference: np.ndarray,
+                           sizes: Sequence[int], repeats: int, kid_subsets: int,
+                           seed: int = 0) -> tuple[list[int], dict[str, dict[str, Any]]]:
+    """FID and KID of random draws of N features from each pool against ``reference``,
+    ``repeats`` draws per N, and the straight-line fit FID_N = FID_inf + k / N.
+
+    Returns the sizes that every pool can supply and, per pool, ``fid`` and ``kid`` arrays of
+    shape (sizes, repeats), the fit's coefficients ``fit`` (slope, intercept) and ``fid_inf``.
+    """
+    sizes = [n for n in sizes if 2 <= n <= min(len(f) for f in pools.values())]
+    draws = np.random.default_rng(seed + 1)
+    curves = {}
+    for name, feats in pools.items():
+        fid_n, kid_n = np.zeros((len(sizes), repeats)), np.zeros((len(sizes), repeats))
+        for i, n in enumerate(sizes):
+            for r in range(repeats):
+                pick = draws.choice(len(feats), n, replace=False)
+                fid_n[i, r] = frechet_distance_from_features(feats[pick], reference)
+                kid_n[i, r] = kernel_inception_distance(feats[pick], reference,
+                                                        subsets=kid_subsets, seed=seed + r)[0]
+        # FID_N = FID_inf + k / N: a straight line in 1/N; its intercept is FID_inf.
+        fit = (np.array([0.0, np.nan]) if len(sizes) < 2
+               else np.polyfit(1.0 / np.asarray(sizes), fid_n.mean(axis=1), 1))
+        curves[name] = {"fid": fid_n, "kid": kid_n, "fit": fit, "fid_inf": fit[1]}
+    return sizes, curves
+
+
+def class_mix_fids(features: np.ndarray, labels: np.ndarray, reference: np.ndarray,
+                   class_names: Sequence[str], repeats: int,
+                   rng: np.random.Generator) -> tuple[int, dict[str, list[float]]]:
+    """FID against ``reference`` of real sets that differ only in their class proportions:
+    the natural mix, equal proportions, and the first class only, all of the same size N
+    (so that the sample-size bias is the same), ``repeats`` random draws each.
+    Returns ``(N, {mix: [FID per draw]})``."""
+    per_class = [np.flatnonzero(labels == k) for k in range(len(class_names))]
+    n_each = min(len(p) for p in per_class)
+    n_mix = n_each * len(per_class)
+    fids: dict[str, list[float]] = {}
+    for _ in range(repeats if n_each >= 2 else 0):
+        picks = {"natural proportions": rng.choice(len(features), n_mix, replace=False),
+                 "equal proportions": np.concatenate([rng.choice(p, n_each, replace=False)
+                                                      for p in per_class])}
+        if len(per_class[0]) >= n_mix:
+            picks[f"{class_names[0]} slices only"] = rng.choice(per_class[0], n_mix,
+                                                                replace=False)
+        for name, pick in picks.items():
+            fids.setdefault(name, []).append(
+                frechet_distance_from_features(features[pick], reference))
+    return n_mix, fids

@@ -1,0 +1,188 @@
+"""The settings of every notebook, per profile: one table, so that nothing is retyped.
+
+A notebook's cell tagged ``parameters`` holds ``PROFILE``; the next cell asks this module for
+that profile's settings and makes them the notebook's variables::
+
+    settings = notebook_settings("05_conditional_wgan_gp", PROFILE)
+    globals().update(settings)
+
+Profiles:
+
+- ``"gpu"``: the teaching settings, the ones each notebook's text is written for (a Colab T4
+  or better).
+- ``"cpu"``: sized to finish each notebook within 20 minutes on a 2-core CPU (the project's
+  own 2-core AMD EPYC). **These figures are estimates, not measurements**: they scale the
+  smoke run's time by the steps, from the measured throughput in the README (*Speed on a
+  CPU*: a 64 px cWGAN-GP step of width 16, batch 32, n_critic 3 takes about 0.4 s), and from
+  FLOP counts for the other models. ``CPU_MINUTES`` holds each estimate until a cpu-profile
+  run replaces it with a measured wall-clock.
+- ``"smoke"``: tiny data and a handful of steps, for CI (``tests/test_notebooks.py``):
+  it checks that the code runs and that its asserts hold, not what training achieves.
+- ``"auto"`` (the default): ``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``.
+
+XLA follows the device: ``JIT_COMPILE`` is True on the gpu profile and False elsewhere (on a
+CPU, XLA's convolutions are slower than oneDNN's; README, *Speed on a CPU*).
+
+Notebooks 05 (its end), 06, 07 and 08 need a trained generator and use the shipped reference
+model (``mrigan_tf/reference/phantom64``), which was trained on the default phantom: 40
+subjects, 64 px, seed 0. Their gpu and cpu profiles therefore keep ``SUBJECTS = 40`` and
+``SIZE = 64``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILES = ("auto", "gpu", "cpu", "smoke")
+
+#: The default phantom: the one the reference model was trained on.
+DEFAULT_PHANTOM = {"SUBJECTS": 40, "SIZE": 64}
+
+_GPU: dict[str, dict[str, Any]] = {
+    "01_preprocessing": {**DEFAULT_PHANTOM},
+    "02_vanilla_gan": {
+        **DEFAULT_PHANTOM, "STEPS": 3000, "STEPS_PER_EPOCH": 150, "BATCH_SIZE": 64,
+        "LATENT_DIM": 100, "UNITS": 256, "N_EVAL": 500},
+    "03_dcgan": {
+        **DEFAULT_PHANTOM, "STEPS": 3000, "STEPS_PER_EPOCH": 150, "BATCH_SIZE": 64,
+        "LATENT_DIM": 100, "WIDTH": 64, "UNITS": 256, "N_EVAL": 500},
+    "04_wgan": {
+        **DEFAULT_PHANTOM, "STEPS": 3000, "STEPS_PER_EPOCH": 150, "BATCH_SIZE": 64,
+        "LATENT_DIM": 100, "WIDTH": 64, "UNITS": 256, "N_CRITIC": 5,
+        "CLIP_VALUES": [0.001, 0.01, 0.1], "CLIP_STEPS": 500, "TOY_STEPS": 2000, "N_EVAL": 500},
+    "05_conditional_wgan_gp": {
+        **DEFAULT_PHANTOM, "STEPS": 2000, "STEPS_PER_EPOCH": 100, "BATCH_SIZE": 64, "WIDTH": 32,
+        "LATENT_DIM": 128, "N_CRITIC": 5, "GP_EVERY": 1,
+        "AUGMENT": "translation,cutout,brightness,contrast"},
+    "06_unet_segmentation": {
+        **DEFAULT_PHANTOM, "EPOCHS": 20, "STEPS_PER_EPOCH": 50, "BATCH_SIZE": 32, "WIDTH": 32,
+        "GAN_STEPS": 1000, "GAN_WIDTH": 32, "LATENT_DIM": 64, "N_SYNTHETIC": 2000,
+        "TSTR_FRACTIONS": [0.1, 0.25, 1.0], "TSTR_STEPS": 500},
+    "07_evaluation": {
+        **DEFAULT_PHANTOM, "GAN_STEPS": 1000, "GAN_WIDTH": 32, "LATENT_DIM": 64,
+        "N_SYNTHETIC": 2000, "BATCH_SIZE": 32, "MAX_IMAGES": 2000, "CLASSIFIER_STEPS": 2000,
+        "FID_SAMPLE_SIZES": [16, 32, 64, 128, 256], "FID_REPEATS": 5, "KID_SUBSETS": 50,
+        "DIVERSITY_PAIRS": 500, "LPIPS_PAIRS": 200, "TSTR_FRACTIONS": [0.25, 1.0],
+        "TSTR_STEPS": 500, "UNET_WIDTH": 32},
+    "08_synthetic_dataset": {**DEFAULT_PHANTOM, "N": 10_000, "GAN_STEPS": 200},
+}
+
+# Only what differs from the gpu profile.
+_CPU: dict[str, dict[str, Any]] = {
+    "01_preprocessing": {},
+    # Three MLP GANs of ~3.4 M weights at 32 px: ~3 GFLOP a step, ~0.1 s; 3 x 1,000 steps.
+    "02_vanilla_gan": {"SIZE": 32, "STEPS": 1000, "STEPS_PER_EPOCH": 100},
+    # A width-16 DCGAN at 32 px costs about what the MLP does; the vanilla baseline is loaded
+    # from notebook 02's run when it exists.
+    "03_dcgan": {"SIZE": 32, "STEPS": 1000, "STEPS_PER_EPOCH": 100, "WIDTH": 16},
+    # n_critic 5: ~3x a DCGAN step; 1,000 steps, then three 100-step clipping runs; the
+    # vanilla GAN and DCGAN are loaded from notebooks 02 and 03 when their runs exist.
+    "04_wgan": {"SIZE": 32, "STEPS": 1000, "STEPS_PER_EPOCH": 100, "WIDTH": 16,
+                "CLIP_STEPS": 100, "TOY_STEPS": 1000},
+    # The reference model's recipe (width 16, latent 64, n_critic 3, batch 32): ~0.4 s a step.
+    "05_conditional_wgan_gp": {"STEPS": 600, "STEPS_PER_EPOCH": 100, "BATCH_SIZE": 32,
+                               "WIDTH": 16, "LATENT_DIM": 64, "N_CRITIC": 3,
+                               "AUGMENT": "translation,cutout"},
+    "06_unet_segmentation": {"EPOCHS": 5, "WIDTH": 8, "BATCH_SIZE": 16, "GAN_STEPS": 300,
+                             "GAN_WIDTH": 16, "N_SYNTHETIC": 1000, "TSTR_STEPS": 200},
+    "07_evaluation": {"GAN_STEPS": 300, "GAN_WIDTH": 16, "N_SYNTHETIC": 1000,
+                      "MAX_IMAGES": 1000, "CLASSIFIER_STEPS": 300, "KID_SUBSETS": 20,
+                      "DIVERSITY_PAIRS": 200, "LPIPS_PAIRS": 50, "TSTR_STEPS": 200,
+                      "UNET_WIDTH": 8, "BATCH_SIZE": 16},
+    "08_synthetic_dataset": {"N": 5000},
+}
+
+_SMOKE: dict[str, dict[str, Any]] = {
+    "01_preprocessing": {"SUBJECTS": 6, "SIZE": 32},
+    "02_vanilla_gan": {"SUBJECTS": 6, "SIZE": 16, "STEPS": 4, "STEPS_PER_EPOCH": 2,
+                       "BATCH_SIZE": 8, "LATENT_DIM": 8, "UNITS": 16, "N_EVAL": 32},
+    "03_dcgan": {"SUBJECTS": 6, "SIZE": 16, "STEPS": 4, "STEPS_PER_EPOCH": 2, "BATCH_SIZE": 8,
+                 "LATENT_DIM": 8, "WIDTH": 8, "UNITS": 16, "N_EVAL": 32},
+    "04_wgan": {"SUBJECTS": 6, "SIZE": 16, "STEPS": 4, "STEPS_PER_EPOCH": 2, "BATCH_SIZE": 8,
+                "LATENT_DIM": 8, "WIDTH": 8, "UNITS": 16, "N_CRITIC": 2,
+                "CLIP_VALUES": [0.001, 0.1], "CLIP_STEPS": 2, "TOY_STEPS": 10, "N_EVAL": 32},
+    "05_conditional_wgan_gp": {"SUBJECTS": 6, "SIZE": 16, "STEPS": 4, "STEPS_PER_EPOCH": 2,
+                               "BATCH_SIZE": 8, "WIDTH": 8, "LATENT_DIM": 8, "N_CRITIC": 2,
+                               "GP_EVERY": 2},
+    "06_unet_segmentation": {"SUBJECTS": 6, "SIZE": 16, "EPOCHS": 2, "STEPS_PER_EPOCH": 2,
+                             "BATCH_SIZE": 8, "WIDTH": 4, "GAN_STEPS": 2, "GAN_WIDTH": 8,
+                             "LATENT_DIM": 8, "N_SYNTHETIC": 32, "TSTR_FRACTIONS": [1.0],
+                             "TSTR_STEPS": 3},
+    "07_evaluation": {"SUBJECTS": 6, "SIZE": 16, "GAN_STEPS": 2, "GAN_WIDTH": 8,
+                      "LATENT_DIM": 8, "N_SYNTHETIC": 32, "BATCH_SIZE": 8, "MAX_IMAGES": 32,
+                      "CLASSIFIER_STEPS": 10, "FID_SAMPLE_SIZES": [8, 16], "FID_REPEATS": 2,
+                      "KID_SUBSETS": 3, "DIVERSITY_PAIRS": 20, "LPIPS_PAIRS": 4,
+                      "TSTR_FRACTIONS": [1.0], "TSTR_STEPS": 2, "UNET_WIDTH": 4},
+    "08_synthetic_dataset": {"N": 40, "GAN_STEPS": 2},
+}
+
+#: Estimated minutes of each notebook at the cpu profile on the 2-core CPU (see the module
+#: docstring: estimates until measured).
+CPU_MINUTES = {"01_preprocessing": 2, "02_vanilla_gan": 9, "03_dcgan": 8, "04_wgan": 15,
+               "05_conditional_wgan_gp": 9, "06_unet_segmentation": 10, "07_evaluation": 14,
+               "08_synthetic_dataset": 5}
+
+NOTEBOOKS = tuple(_GPU)
+#: Notebooks that train nothing, hence have no XLA switch.
+TRAINS_NOTHING = ("01_preprocessing",)
+
+
+def gpu_available() -> bool:
+    """Whether TensorFlow sees a GPU."""
+    import tensorflow as tf   # heavy, and only the "auto" profile needs it
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_profile(profile: str = "auto") -> str:
+    """``"auto"`` -> ``"gpu"`` when a GPU is visible, else ``"cpu"``; other profiles as given."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown PROFILE {profile!r}: choose one of {', '.join(PROFILES)}")
+    if profile == "auto":
+        return "gpu" if gpu_available() else "cpu"
+    return profile
+
+
+def _notebook_key(notebook: str) -> str:
+    key = notebook.rsplit("/", 1)[-1].removesuffix(".ipynb")
+    if key not in _GPU:
+        raise ValueError(f"no settings for notebook {notebook!r}; known: {', '.join(_GPU)}")
+    return key
+
+
+def notebook_settings(notebook: str, profile: str = "auto", **overrides: Any) -> dict[str, Any]:
+    """The settings of ``notebook`` (e.g. ``"05_conditional_wgan_gp"``) at ``profile``.
+
+    Returns upper-case names -> values, with ``PROFILE`` (the resolved profile) and
+    ``JIT_COMPILE`` (XLA on the gpu profile only). ``overrides`` replace single settings
+    (``notebook_settings("02_vanilla_gan", "cpu", STEPS=300)``); a name the notebook does not
+    have is an error rather than a silent no-op.
+    """
+    key = _notebook_key(notebook)
+    resolved = resolve_profile(profile)
+    settings = dict(_GPU[key])
+    if resolved == "cpu":
+        settings.update(_CPU[key])
+    elif resolved == "smoke":
+        settings.update(_SMOKE[key])
+    if key not in TRAINS_NOTHING:
+        settings["JIT_COMPILE"] = resolved == "gpu"
+    unknown = set(overrides) - set(settings)
+    if unknown:
+        raise ValueError(f"{key} has no setting {', '.join(sorted(unknown))}; "
+                         f"its settings: {', '.join(sorted(settings))}")
+    settings.update(overrides)
+    return {"PROFILE": resolved, **settings}
+
+
+def describe_profile(notebook: str, profile: str = "auto", **overrides: Any) -> dict[str, Any]:
+    """Print which profile runs and its settings (one line); return ``notebook_settings``."""
+    settings = notebook_settings(notebook, profile, **overrides)
+    resolved = settings["PROFILE"]
+    why = {"gpu": "the teaching settings", "smoke": "tiny settings for CI: numbers mean nothing",
+           "cpu": (f"sized for a 2-core CPU, about {CPU_MINUTES[_notebook_key(notebook)]} min "
+                   "(estimated)")}[resolved]
+    chosen = f"auto -> {resolved}" if profile == "auto" else resolved
+    print(f"PROFILE {chosen} ({why})")
+    print("  " + ", ".join(f"{k} = {v!r}" for k, v in settings.items() if k != "PROFILE"))
+    return settings
