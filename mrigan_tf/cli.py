@@ -191,7 +191,7 @@ def cmd_tstr(args: argparse.Namespace) -> int:
     fixed = args.fixed_steps is not None
     run_tstr(args.real, _tstr_synthetic(args.synthetic), args.out, fractions=args.fractions,
              seeds=_tstr_seeds(args.seeds), converge=not fixed, max_steps=args.max_steps,
-             eval_every=args.eval_every, patience=args.patience,
+             eval_every=args.eval_every, patience=args.patience, min_steps=args.min_steps,
              steps=args.fixed_steps, batch_size=args.batch_size,
              subset_seed=args.seed, learning_rate=args.lr, augment=not args.no_flips,
              jit_compile=args.jit,
@@ -406,9 +406,13 @@ def add_tstr_arguments(parser: argparse.ArgumentParser) -> None:
                              "CPU; raise it on a GPU)")
     parser.add_argument("--eval-every", type=positive_int, default=50,
                         help="score the real val split every N steps (default 50)")
-    parser.add_argument("--patience", type=positive_int, default=3,
+    parser.add_argument("--patience", type=positive_int, default=4,
                         help="stop after this many val scores without a new best; the best "
-                             "weights are kept (default 3)")
+                             "weights are kept (default 4)")
+    parser.add_argument("--min-steps", type=int, default=200,
+                        help="val scores before this step neither count as the best nor use "
+                             "up patience: a U-Net first learns to predict nothing (default "
+                             "200)")
     parser.add_argument("--fixed-steps", "--steps", type=positive_int, default=None, metavar="N",
                         help="no early stopping: train every U-Net for exactly N steps "
                              "(the old equal-budget mode)")
@@ -418,7 +422,7 @@ def add_tstr_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of synthetic slices in each real + synthetic batch "
                              "(default 0.5); 'proportional' pools both sets, so each fills "
                              "batches in proportion to its size")
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    parser.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
     parser.add_argument("--width", type=positive_int, default=None,
                         help="U-Net base width (default 8)")
     parser.add_argument("--no-flips", "--no-augment", action="store_true",

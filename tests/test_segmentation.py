@@ -164,6 +164,18 @@ def test_early_stopping_stops_before_the_cap_and_restores_the_best_weights():
     assert scores["dice"] == pytest.approx(report.best_val_dice, abs=1e-6)
 
 
+def test_scores_before_min_steps_neither_count_as_best_nor_use_up_patience():
+    data = build_squares_dataset()
+    model, report = _converge(data, callbacks=[SpoilFromEpoch(2)], min_steps=30)
+    # The two learning evaluations (steps 10, 20) come before min_steps: the kept weights
+    # are the first counted ones (step 30, spoiled), and patience counts from there.
+    assert report.val_dice[0] > 0.0 and report.val_dice[2:] == [0.0, 0.0, 0.0]
+    assert (report.best_step, report.best_val_dice, report.steps) == (30, 0.0, 50)
+    assert report.stopped_early
+    val = segmentation_batches(data.select("val"), 8, training=False)
+    assert model.evaluate(val, verbose=0, return_dict=True)["dice"] == pytest.approx(0.0)
+
+
 def test_the_step_cap_holds_when_val_dice_keeps_improving_or_patience_is_long():
     model, report = _converge(build_squares_dataset(), max_steps=8, eval_every=3, patience=50)
     # 8 steps at one evaluation per 3: two whole evaluations, never more than the cap.
@@ -177,7 +189,9 @@ def test_convergence_settings_are_refused_clearly():
     for bad, match in ((dict(patience=0), "--patience must be"),
                        (dict(eval_every=0), "--eval-every must be"),
                        (dict(max_steps=0), "--max-steps must be"),
-                       (dict(eval_every=20, max_steps=10), "larger than --max-steps")):
+                       (dict(eval_every=20, max_steps=10), "larger than --max-steps"),
+                       (dict(min_steps=10), "leaves no val score"),
+                       (dict(min_steps=-1), "--min-steps must be")):
         with pytest.raises(MriganError, match=match):
             fit_unet_to_convergence(None, data, data, **{**dict(max_steps=10, eval_every=5,
                                                                 patience=1), **bad})

@@ -250,7 +250,8 @@ def test_cli_passes_the_synthetic_share(tmp_path, monkeypatch):
 
 # ## Training to convergence, over seeds
 
-CONVERGE = dict(max_steps=6, eval_every=3, patience=1, batch_size=8, jit_compile=False,
+CONVERGE = dict(max_steps=6, eval_every=3, patience=1, min_steps=0, batch_size=8,
+                jit_compile=False,
                 progress=False, model_options={"width": 4}, n_bootstrap=200)
 
 
@@ -384,14 +385,16 @@ def test_cli_passes_the_convergence_settings_and_the_strict_sets(tmp_path, monke
     base = ["tstr", "--real", "r", "--out", str(tmp_path)]
     assert cli.main([*base, "--synthetic", "s"]) == 0
     assert (seen["seeds"], seen["converge"], seen["steps"]) == ([0, 1, 2], True, None)
-    assert (seen["max_steps"], seen["eval_every"], seen["patience"], seen["batch_size"]) == (
+    assert (seen["max_steps"], seen["eval_every"], seen["patience"], seen["min_steps"],
+            seen["batch_size"], seen["learning_rate"]) == (
         tstr.DEFAULT_MAX_STEPS, tstr.DEFAULT_EVAL_EVERY, tstr.DEFAULT_PATIENCE,
-        tstr.DEFAULT_BATCH_SIZE)
+        tstr.DEFAULT_MIN_STEPS, tstr.DEFAULT_BATCH_SIZE, tstr.DEFAULT_LEARNING_RATE)
     assert seen["synthetic"] == "s" and seen["subset_seed"] == 0
     assert cli.main([*base, "--synthetic", "s", "--seeds", "3,4", "--max-steps", "900",
-                     "--eval-every", "30", "--patience", "2", "--seed", "7"]) == 0
+                     "--eval-every", "30", "--patience", "2", "--seed", "7",
+                     "--min-steps", "60"]) == 0
     assert (seen["seeds"], seen["max_steps"], seen["eval_every"], seen["patience"],
-            seen["subset_seed"]) == ([3, 4], 900, 30, 2, 7)
+            seen["subset_seed"], seen["min_steps"]) == ([3, 4], 900, 30, 2, 7, 60)
     for flag in ("--fixed-steps", "--steps"):
         assert cli.main([*base, "--synthetic", "s", flag, "400"]) == 0
         assert (seen["converge"], seen["steps"]) == (False, 400)

@@ -14,7 +14,7 @@ from conftest import build_squares_dataset
 
 from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.models.unet import (IoU, DiceCoefficient, build_unet, compile_unet,
-                                   dice_bce_loss, soft_dice_loss)
+                                   batch_dice_bce_loss, dice_bce_loss, soft_dice_loss)
 
 
 def _masks(*arrays) -> np.ndarray:
@@ -103,6 +103,31 @@ def test_dice_bce_loss_of_a_perfect_prediction_is_about_zero():
     np.testing.assert_allclose(loss, 0.0, atol=1e-5)
     # ...and a confidently wrong one costs far more.
     assert float(np.min(keras.ops.convert_to_numpy(dice_bce_loss(y, 1 - y)))) > 1.0
+
+
+def test_batch_dice_bce_loss_pools_the_dice_over_the_batch():
+    square = np.zeros((8, 8))
+    square[2:4, 2:4] = 1                       # 4 pixels
+    half = np.full((8, 8), 0.5)                # sum 32
+    y = _masks(square, np.zeros((8, 8)))
+    p = _masks(square, half)
+    # Pooled: intersection 4, sizes 4 + (4 + 32): one Dice loss for the batch ...
+    dice = 1 - (2 * 4 + 1) / (4 + 36 + 1)
+    bce = -(y * np.log(np.clip(p, 1e-7, 1 - 1e-7))
+            + (1 - y) * np.log(np.clip(1 - p, 1e-7, 1 - 1e-7))).mean(axis=(1, 2, 3))
+    got = keras.ops.convert_to_numpy(batch_dice_bce_loss(y, p))
+    np.testing.assert_allclose(got, dice + bce, rtol=1e-5)
+    # ... where the per-image loss charges the healthy slice almost the whole Dice loss.
+    per_image = keras.ops.convert_to_numpy(dice_bce_loss(y, p)) - bce
+    np.testing.assert_allclose(per_image, [0.0, 1 - 1 / 33], atol=1e-6)
+
+
+def test_compile_unet_chooses_the_dice_loss_and_refuses_others():
+    model = build_unet(16, depth=2, width=2)
+    assert compile_unet(model, dice="batch").loss is batch_dice_bce_loss
+    assert compile_unet(model, dice="image").loss is dice_bce_loss
+    with pytest.raises(ValueError, match="dice must be one of"):
+        compile_unet(model, dice="voxel")
 
 
 # ## The metrics against numpy

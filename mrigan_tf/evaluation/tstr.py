@@ -101,15 +101,21 @@ ARMS = ("real", "synthetic", "real+synthetic")
 RESULTS_FILE = "tstr.json"
 REPORT_FILE = "report.md"
 PLOT_FILE = "tstr.png"
-#: Defaults sized for a CPU: 7 arms x 3 seeds (21 U-Nets) on the 64 px phantom in under 30
-#: minutes on 2 cores. Measured on 2 shared cores (load ~5): width 8, batch 16 runs about
-#: 0.2 s a step (300 steps + 3 val scores + tracing: 69 s; width 16: 253 s), so a U-Net
-#: that runs to the 400-step cap takes about 95 s and 21 of them at most about 33 minutes;
-#: early stopping ends most arms sooner. On a GPU, raise max_steps (and width) freely.
+#: Defaults sized for a CPU: 7 arms x 3 seeds (21 U-Nets) on the 64 px phantom in about 30
+#: minutes on 2 cores. Width 8, batch 16 runs about 0.2-0.25 s a step on 2 quiet cores, so
+#: 21 U-Nets capped at 400 steps are about 30 minutes; early stopping ends some sooner.
+#: 400 steps do not converge a U-Net on the phantom (its val Dice still rises at 1,500: see
+#: ``benchmarks/unet_convergence.py``); on a GPU raise max_steps to 3000 and width to 16.
+#: Adam at 3e-3 with the batch Dice loss: the per-image Dice loss and 1e-3 learn the
+#: phantom's tumors several times more slowly (the U-Net module's docstring has the curves).
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_MAX_STEPS = 400
 DEFAULT_EVAL_EVERY = 50
-DEFAULT_PATIENCE = 3
+DEFAULT_PATIENCE = 4
+#: Scores before this step neither count nor use up patience: the U-Net first learns to
+#: predict nothing (val Dice near 0 for 100-200 steps).
+DEFAULT_MIN_STEPS = 200
+DEFAULT_LEARNING_RATE = 3e-3
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_WIDTH = 8
 N_BOOTSTRAP = 2000
@@ -313,10 +319,10 @@ def run_tstr(real: str | os.PathLike | PreparedDataset, synthetic: SyntheticSour
              out_dir: str | os.PathLike, fractions: Sequence[float] = DEFAULT_FRACTIONS,
              seeds: Sequence[int] | None = None, converge: bool | None = None,
              max_steps: int = DEFAULT_MAX_STEPS, eval_every: int = DEFAULT_EVAL_EVERY,
-             patience: int = DEFAULT_PATIENCE, steps: int | None = None,
-             batch_size: int = DEFAULT_BATCH_SIZE, subset_seed: int = 0,
+             patience: int = DEFAULT_PATIENCE, min_steps: int = DEFAULT_MIN_STEPS,
+             steps: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, subset_seed: int = 0,
              seed: int | None = None,
-             learning_rate: float = 1e-3, augment: bool = True, jit_compile: bool | None = None,
+             learning_rate: float = DEFAULT_LEARNING_RATE, augment: bool = True, jit_compile: bool | None = None,
              model_options: dict[str, Any] | None = None,
              synthetic_share: float | None = DEFAULT_SYNTHETIC_SHARE,
              n_bootstrap: int = N_BOOTSTRAP, arms: Sequence[str] = ARMS,
@@ -328,7 +334,8 @@ def run_tstr(real: str | os.PathLike | PreparedDataset, synthetic: SyntheticSour
     (one dataset, or in strict mode a mapping fraction -> dataset) trains on its train split.
     Every arm is trained once per seed in ``seeds``: with ``converge`` until the real val Dice
     has not improved for ``patience`` evaluations, one every ``eval_every`` steps, at most
-    ``max_steps`` steps, keeping the best weights; without it for exactly ``steps`` steps.
+    ``max_steps`` steps, keeping the best weights (scores before ``min_steps`` do not count);
+    without it for exactly ``steps`` steps.
     ``converge`` defaults to True unless ``steps`` is given (the fixed-budget callers of
     old); ``seeds`` defaults to ``DEFAULT_SEEDS``. ``subset_seed`` picks the real subjects
     of each fraction and seeds the bootstrap; the old single ``seed`` means
@@ -354,7 +361,7 @@ def run_tstr(real: str | os.PathLike | PreparedDataset, synthetic: SyntheticSour
         if steps is not None:
             raise MriganError("steps is the fixed budget; training to convergence takes "
                               "max_steps, eval_every and patience instead")
-        check_convergence_settings(max_steps, eval_every, patience)
+        check_convergence_settings(max_steps, eval_every, patience, min_steps)
     elif steps is None or steps < 1:
         raise MriganError(f"--fixed-steps must be at least 1, got {steps}")
     if n_bootstrap < 1:
@@ -396,7 +403,7 @@ def run_tstr(real: str | os.PathLike | PreparedDataset, synthetic: SyntheticSour
         if converge:
             report = fit_unet_to_convergence(model, train, val, max_steps=max_steps,
                                              eval_every=eval_every, patience=patience,
-                                             batch_size=batch_size, seed=seed, augment=augment,
+                                             min_steps=min_steps, batch_size=batch_size, seed=seed, augment=augment,
                                              verbose=verbose, **mix)
             run = {"steps": report.steps, "best_step": report.best_step,
                    "best_val_dice": report.best_val_dice, "stopped_early": report.stopped_early,
@@ -450,6 +457,7 @@ def run_tstr(real: str | os.PathLike | PreparedDataset, synthetic: SyntheticSour
                      "max_steps": max_steps if converge else None,
                      "eval_every": eval_every if converge else None,
                      "patience": patience if converge else None,
+                     "min_steps": min_steps if converge else None,
                      "steps": None if converge else steps, "batch_size": batch_size,
                      "subset_seed": subset_seed, "learning_rate": learning_rate,
                      "augment": augment, "synthetic_share": synthetic_share,
@@ -533,8 +541,8 @@ def _training_sentence(s: dict[str, Any], real: dict[str, Any]) -> str:
     if s["converge"]:
         how = (f"trained to convergence: the pooled Dice on the {real['val_subjects']} real val "
                f"subject(s) measured every {s['eval_every']} steps, the best weights kept, "
-               f"stopped after {s['patience']} evaluations without improvement or at "
-               f"{s['max_steps']} steps")
+               f"stopped after {s['patience']} evaluations without improvement (counted from "
+               f"step {s.get('min_steps') or 0}) or at {s['max_steps']} steps")
     else:
         how = f"trained for exactly {s['steps']} steps each (fixed budget)"
     return (f"U-Nets (base width {width}, batches of {s['batch_size']}) {how}; "

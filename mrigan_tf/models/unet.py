@@ -39,11 +39,23 @@ the overlap directly, with the probabilities ``p`` in place of the binary predic
     L_dice(y, p) = 1 - (2 * sum(y * p) + s) / (sum(y) + sum(p) + s)
     L(y, p)      = L_dice(y, p) + mean(BCE(y, p))
 
-per image (sums over its pixels), averaged over the batch. The smoothing term ``s = 1``
-keeps the ratio defined on an empty mask, and gives the empty case its right gradient: with
-``y = 0`` the loss is ``1 - 1 / (sum(p) + 1)``, zero only if the network predicts nothing,
-so false positives on healthy slices are penalized. BCE adds a per-pixel signal that is
-useful early, when the soft Dice gradients are small and noisy.
+with the sums either per image (``dice_bce_loss``, then averaged over the batch) or over
+the whole batch at once (``batch_dice_bce_loss``, "batch Dice" in nnU-Net's terms). The
+smoothing term ``s = 1`` keeps the ratio defined on an empty mask, and gives the empty case
+its gradient: with ``y = 0`` the per-image loss is ``1 - 1 / (sum(p) + 1)``, zero only if
+the network predicts nothing, so false positives on healthy slices are penalized. BCE adds
+a per-pixel signal that is useful early, when the soft Dice gradients are small and noisy.
+
+**The U-Net trains with batch Dice** (``compile_unet(dice="batch")``, the default). Per
+image, a healthy slice costs nearly the full Dice loss of 1 until the network's
+probabilities there sum to well below 1 over 4,096 pixels, and half of the phantom's
+slices are healthy: the cheapest way down is to predict nothing anywhere, and the network
+learns that first. Measured on the 64 px demo phantom (all 28 train subjects, width 8,
+batch 16, Adam 3e-3, one seed; ``benchmarks/unet_convergence.py``): pooled val Dice 0.03 / 0.12 /
+0.02 / 0.14 after 100 / 200 / 400 / 500 steps per image, against 0.03 / 0.27 / 0.74 / 0.73
+with batch Dice. Pooled over the batch, a healthy slice's false positives still count in
+``sum(p)`` but no slice's loss is pinned at 1 by a few stray probabilities. Under a
+``tf.distribute`` strategy each replica pools its own share of the batch.
 
 ## The metrics: Dice and IoU over the epoch
 
@@ -177,6 +189,27 @@ def dice_bce_loss(y_true, y_pred, smooth: float = DICE_SMOOTH):
     return soft_dice_loss(y_true, y_pred, smooth) + bce
 
 
+@keras.saving.register_keras_serializable(package="mrigan_tf")
+def batch_dice_bce_loss(y_true, y_pred, smooth: float = DICE_SMOOTH):
+    """Soft Dice over the whole batch's pixels + per-image pixel-mean BCE, shape (B,).
+
+    The batch's Dice loss (one number: ``1 - (2 sum(y p) + s) / (sum(y) + sum(p) + s)``
+    with the sums over every pixel of every image) is added to each image's BCE, so Keras'
+    mean over the batch gives ``batch Dice + mean BCE``.
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    dice = 1.0 - (2.0 * ops.sum(y_true * y_pred) + smooth) / (
+        ops.sum(y_true) + ops.sum(y_pred) + smooth)
+    bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred),
+                   axis=tuple(range(1, len(y_pred.shape) - 1)))
+    return bce + dice
+
+
+#: ``compile_unet(dice=...)``: where the soft Dice's sums run.
+DICE_LOSSES = {"batch": batch_dice_bce_loss, "image": dice_bce_loss}
+
+
 # ## The metrics
 
 class _OverlapMetric(keras.metrics.Metric):
@@ -247,14 +280,19 @@ class IoU(_OverlapMetric):
 
 
 def compile_unet(model: keras.Model, learning_rate: float = 1e-3,
-                 jit_compile: bool = False) -> keras.Model:
+                 jit_compile: bool = False, dice: str = "batch") -> keras.Model:
     """Compile ``model`` with Adam, the Dice + BCE loss and the Dice / IoU metrics.
+
+    ``dice``: ``"batch"`` (``batch_dice_bce_loss``, the default) or ``"image"``
+    (``dice_bce_loss``, the per-image mean).
 
     ``jit_compile`` is passed explicitly (Keras' ``"auto"`` silently turns XLA off on CPU).
     The optimizer is built at once, so that a checkpoint restored before the first step
     (``BackupAndRestore``) finds its slot variables.
     """
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=dice_bce_loss,
+    if dice not in DICE_LOSSES:
+        raise ValueError(f"dice must be one of {sorted(DICE_LOSSES)}, got {dice!r}")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=DICE_LOSSES[dice],
                   metrics=[DiceCoefficient(), IoU()], jit_compile=bool(jit_compile))
     model.optimizer.build(model.trainable_variables)
     return model

@@ -59,7 +59,7 @@ import tensorflow as tf
 from mrigan_tf.data.contract import PreparedDataset, load_dataset
 from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.errors import DataError, MriganError
-from mrigan_tf.models.unet import build_unet, compile_unet
+from mrigan_tf.models.unet import DICE_LOSSES, build_unet, compile_unet
 from mrigan_tf.training.callbacks import LossHistoryPlot
 from mrigan_tf.training.distribute import make_strategy
 from mrigan_tf.training.run_directory import (BACKUP_DIR, CONFIG_FILE, HISTORY_FILE,
@@ -98,6 +98,7 @@ class SegmentationConfig:
     augment: bool = True                   # random left-right flips of image and mask together
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     strategy: str = "default"              # default | mirrored (tf.distribute, several GPUs)
+    dice: str = "batch"                    # the loss's soft Dice: over the batch, or per image
 
     #: Settings a resumed run may change.
     RESUMABLE_CHANGES = ("epochs", "steps", "strategy")
@@ -113,6 +114,9 @@ class SegmentationConfig:
                 raise MriganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if not self.learning_rate > 0:
             raise MriganError(f"--lr must be positive, got {self.learning_rate}")
+        if self.dice not in DICE_LOSSES:
+            raise MriganError(f"the U-Net's Dice loss is {' or '.join(DICE_LOSSES)}, "
+                              f"got {self.dice!r}")
         if self.strategy not in UNET_STRATEGIES:
             raise MriganError(f"the U-Net trains with --strategy {' or '.join(UNET_STRATEGIES)}, "
                               f"got {self.strategy!r} (multi-worker U-Net training is not "
@@ -146,7 +150,7 @@ def build_segmenter(config: SegmentationConfig, image_size: int) -> keras.Model:
     except (TypeError, ValueError) as exc:
         raise MriganError(f"bad option for model 'unet': {exc}") from None
     return compile_unet(model, learning_rate=config.learning_rate,
-                        jit_compile=resolve_jit_compile(config.jit_compile))
+                        jit_compile=resolve_jit_compile(config.jit_compile), dice=config.dice)
 
 
 # ## The input pipeline
@@ -269,8 +273,10 @@ class ConvergenceReport:
         return dataclasses.asdict(self)
 
 
-def check_convergence_settings(max_steps: int, eval_every: int, patience: int) -> None:
-    """Refuse settings that cannot run: a cap below one evaluation, patience below 1."""
+def check_convergence_settings(max_steps: int, eval_every: int, patience: int,
+                               min_steps: int = 0) -> None:
+    """Refuse settings that cannot run: a cap below one evaluation, patience below 1,
+    a minimum that leaves no evaluation to choose from."""
     for name, value in (("max_steps", max_steps), ("eval_every", eval_every),
                         ("patience", patience)):
         if int(value) != value or value < 1:
@@ -279,10 +285,16 @@ def check_convergence_settings(max_steps: int, eval_every: int, patience: int) -
     if eval_every > max_steps:
         raise MriganError(f"--eval-every {eval_every} is larger than --max-steps {max_steps}: "
                           "the val split would never be scored")
+    if int(min_steps) != min_steps or min_steps < 0:
+        raise MriganError(f"--min-steps must be a whole number >= 0, got {min_steps}")
+    if min_steps >= (max_steps // eval_every) * eval_every:
+        raise MriganError(f"--min-steps {min_steps} leaves no val score before --max-steps "
+                          f"{max_steps} (scored every {eval_every} steps) to keep")
 
 
 def fit_unet_to_convergence(model: keras.Model, train: PreparedDataset, val: PreparedDataset,
                             max_steps: int, eval_every: int, patience: int,
+                            min_steps: int = 0,
                             batch_size: int = 32, seed: int = 0, augment: bool = False,
                             verbose: int | str = 0, synthetic: PreparedDataset | None = None,
                             synthetic_share: float | None = None,
@@ -292,25 +304,32 @@ def fit_unet_to_convergence(model: keras.Model, train: PreparedDataset, val: Pre
     Every ``eval_every`` steps the val split is scored (the pooled ``val_dice`` the U-Net
     compiles); after ``patience`` evaluations without a new best, or at ``max_steps``
     (rounded down to whole evaluations), training stops and the weights of the best
-    evaluation are restored (Keras ``EarlyStopping`` keeps them in memory). A fixed budget
+    evaluation are restored (Keras ``EarlyStopping`` keeps them in memory). Scores before
+    ``min_steps`` neither count as a best nor use up patience: a U-Net first learns to
+    predict nothing (val Dice near 0 for a few hundred steps), and patience counted from
+    there stops it before it has started. A fixed budget
     lets the budget decide the figure: a U-Net given little data converges in a few hundred
     steps, one given much data needs thousands; stopping on the val split gives each what it
     needs, and no arm ever looks at the test split. ``callbacks`` run before the stopping
     rule; ``synthetic`` / ``synthetic_share`` mix batches as in ``fit_unet``.
     """
-    check_convergence_settings(max_steps, eval_every, patience)
+    check_convergence_settings(max_steps, eval_every, patience, min_steps)
     if val is None or len(val) == 0:
         raise DataError(None, "training to convergence needs a val split to watch; the real "
                         "dataset has none (or pass fixed steps instead)")
+    # Evaluation k (0-based) ends at step (k + 1) * eval_every; the first that may count is
+    # the first at or after min_steps.
+    first = max(0, -(-int(min_steps) // eval_every) - 1)
     stopper = keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=patience,
-                                            restore_best_weights=True)
+                                            restore_best_weights=True, start_from_epoch=first)
     history = fit_unet(model, train, epochs=max_steps // eval_every, steps_per_epoch=eval_every,
                        batch_size=batch_size, seed=seed, augment=augment, val=val,
                        callbacks=[*(callbacks or []), stopper], verbose=verbose,
                        synthetic=synthetic,
                        synthetic_share=synthetic_share)
     curve = [float(v) for v in history.history["val_dice"]]
-    best = int(np.argmax(curve))         # EarlyStopping keeps the first of equal bests too
+    # EarlyStopping keeps the first of equal bests too, from `first` on.
+    best = first + int(np.argmax(curve[first:]))
     return ConvergenceReport(steps=len(curve) * eval_every, best_step=(best + 1) * eval_every,
                              best_val_dice=curve[best], stopped_early=stopper.stopped_epoch > 0,
                              val_dice=curve)
