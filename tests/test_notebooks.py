@@ -1,23 +1,32 @@
-"""Every notebook runs top to bottom, headless, with smoke parameters (tiny data, few steps).
+"""Every notebook runs top to bottom, headless, at the smoke profile (tiny data, few steps).
 
-Papermill injects the notebook's ``tests/smoke_parameters/<stem>.json`` after the cell tagged
+Papermill injects the notebook's ``tests/smoke_parameters/<stem>.json`` (``PROFILE = "smoke"``,
+nothing else: every size comes from ``mrigan_tf.profiles``) after the cell tagged
 ``parameters``, so the notebooks keep their real teaching defaults and CI still runs them in
-seconds. A notebook
-added to ``notebooks/`` without its smoke file fails ``test_every_notebook_has_smoke_parameters``:
-it cannot slip in untested.
+seconds, with every ``assert`` they make. A notebook added to ``notebooks/`` without its smoke
+file fails ``test_every_notebook_has_smoke_parameters``: it cannot slip in untested.
+
+The house shape (DESIGN.md, *Notebooks*) is checked without running anything: a GPU runtime
+asked for in the metadata, a setup cell that installs the pinned package only when
+``import mrigan_tf`` fails, a ``PROFILE`` parameter whose settings come from the package, no
+function or class defined in a cell, a summary with links to the papers, a hint and a
+solution for every exercise, and a link to the next notebook.
 """
 
 from __future__ import annotations
 
 import ast
-import inspect
 import json
 import os
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 import mrigan_tf
+from mrigan_tf.environment import install_command
+from mrigan_tf.profiles import NOTEBOOKS as PROFILED_NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -44,48 +53,82 @@ def _without_magic(line: str) -> str:
     return line[:len(line) - len(stripped)] + "pass" if stripped.startswith(("%", "!")) else line
 
 
-def _package_names() -> set[str]:
-    """Every top-level function and class defined in the mrigan_tf package."""
-    names = set()
-    for py in Path(inspect.getfile(mrigan_tf)).parent.rglob("*.py"):
-        tree = ast.parse(py.read_text())
-        names |= {n.name for n in tree.body
-                  if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")}
-    return names
-
-
 def test_every_notebook_has_smoke_parameters():
     assert NOTEBOOKS, "no notebooks found"
     assert {p.name for p in NOTEBOOKS} == set(SMOKE_PARAMETERS)
+    # The smoke run is a profile, not a second list of sizes to keep in step.
+    for name, parameters in SMOKE_PARAMETERS.items():
+        assert parameters.get("PROFILE") == "smoke", name
+        assert all(k == "PROFILE" or k.endswith("_DIR") for k in parameters), \
+            f"{name}: sizes belong in mrigan_tf/profiles.py, not in the smoke file"
+
+
+def test_every_notebook_has_a_profile():
+    assert {p.stem for p in NOTEBOOKS} == set(PROFILED_NOTEBOOKS)
+
+
+def test_the_install_command_is_pinned_to_this_version():
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert install_command() == install_command(version)
+    assert install_command().endswith(f'@v{version}"')
+    # The README gives the same command.
+    assert install_command() in (ROOT / "README.md").read_text()
+
+
+def _markdown(cells: list[dict]) -> list[str]:
+    return [_source(c) for c in cells if c["cell_type"] == "markdown"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_follows_the_house_shape(path):
-    cells = _cells(path)
+    notebook = json.loads(path.read_text())
+    cells = notebook["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
     # Outputs are stripped in git.
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
         f"{path.name}: strip outputs before committing"
-    # Title, then a Colab badge; the first code cell is the Colab-aware setup.
+    # Colab opens it on a GPU runtime.
+    assert notebook["metadata"].get("accelerator") == "GPU"
+    assert notebook["metadata"].get("colab", {}).get("gpuType") == "T4"
+    # Title, then a Colab badge; the first code cell is the setup: it installs the pinned
+    # version only when the package is missing, and reports the device.
     assert _source(cells[0]).startswith("# ") and "colab.research.google.com" in _source(cells[0])
-    assert '"google.colab" in sys.modules' in _source(code[0])
-    # A parameters cell whose names the smoke run overrides.
-    params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    setup = _source(code[0])
+    assert "try:\n    import mrigan_tf\nexcept ImportError:" in setup
+    assert f"%pip install -q {install_command().removeprefix('pip install ')}" in setup
+    assert "describe_environment(check_gpu=True)" in setup
+    # A parameters cell with PROFILE = "auto", whose settings the next cell takes from the
+    # package for this notebook.
+    params = [i for i, c in enumerate(code) if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
-    assigned = {t.id for node in ast.parse(_source(params[0])).body if isinstance(node, ast.Assign)
-                for t in node.targets if isinstance(t, ast.Name)}
-    assert set(SMOKE_PARAMETERS[path.name]) <= assigned
-    assert any("## Exercises" in _source(c) for c in cells if c["cell_type"] == "markdown")
-    # Notebooks teach the package's code; they never re-implement it.
-    defined = set()
+    assigned = {t.id: node.value for node in ast.parse(_source(code[params[0]])).body
+                if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    assert isinstance(assigned.get("PROFILE"), ast.Constant) and assigned["PROFILE"].value == "auto"
+    assert set(SMOKE_PARAMETERS[path.name]) <= set(assigned)
+    assert f'describe_profile("{path.stem}", PROFILE' in _source(code[params[0] + 1])
+    # Notebooks teach the package's code; they never define functions or classes of their own.
     for c in code:
         src = "\n".join(_without_magic(line) for line in _source(c).splitlines())
-        defined |= {n.name for n in ast.walk(ast.parse(src))
-                    if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        assert not any(isinstance(n, ast.ClassDef) for n in ast.walk(ast.parse(src))), \
-            f"{path.name}: classes belong in the mrigan_tf package"
-    clash = defined & _package_names()
-    assert not clash, f"{path.name} redefines package code: {sorted(clash)}"
+        defined = [n.name for n in ast.walk(ast.parse(src))
+                   if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        assert not defined, f"{path.name} defines {defined}: put them in the mrigan_tf package"
+    # The lesson's end: a summary with the papers, exercises, a hint and a worked solution for
+    # each, and the next notebook.
+    markdown = _markdown(cells)
+    summary = [m for m in markdown if m.startswith("## Summary")]
+    assert summary and re.search(r"https?://", summary[0]), f"{path.name}: summary with papers"
+    exercises = [m for m in markdown if m.startswith("## Exercises")]
+    assert len(exercises) == 1, f"{path.name}: one '## Exercises' cell"
+    numbered = re.findall(r"^(\d+)\. \*\*", exercises[0], flags=re.M)
+    assert numbered, f"{path.name}: numbered exercises"
+    text = "\n".join(markdown)
+    for n in numbered:
+        assert f"<summary>{n}. " in text and re.search(rf"<summary>{n}\. [^<]*hint</summary>", text), \
+            f"{path.name}: exercise {n} has no hint"
+        assert re.search(rf"<summary>{n}\. [^<]*solution</summary>", text), \
+            f"{path.name}: exercise {n} has no solution"
+    next_part = markdown[-1].partition("## Next")[2]
+    assert re.search(r"\]\([^)]+\)", next_part), f"{path.name}: end with a '## Next' link"
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +157,11 @@ def test_notebook_runs_with_smoke_parameters(path, tmp_path, kernel_name):
     errors = [o for c in executed["cells"] if c["cell_type"] == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    # The smoke run really used the smoke parameters.
-    injected = [c for c in executed["cells"]
+    # The smoke run really ran the smoke profile: injected, and reported by the settings cell.
+    injected = [i for i, c in enumerate(executed["cells"])
                 if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
-    assert injected and all(f"{k} = " in _source(injected[0]) for k in SMOKE_PARAMETERS[path.name])
+    assert injected and 'PROFILE = "smoke"' in _source(executed["cells"][injected[0]])
+    settings_output = "".join(o.get("text", "") if isinstance(o.get("text", ""), str)
+                              else "".join(o["text"])
+                              for o in executed["cells"][injected[0] + 1].get("outputs", []))
+    assert settings_output.startswith("PROFILE smoke"), settings_output
