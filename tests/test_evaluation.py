@@ -126,6 +126,15 @@ def test_precision_recall_sit_beside_their_floor_and_see_noise(sets):
     assert good["floor_heldout_vs_train"] == noised["floor_heldout_vs_train"]   # same real data
     assert noised["synthetic_vs_train"]["precision"] < good["synthetic_vs_train"]["precision"]
     assert noised["synthetic_vs_train"]["density"] < good["synthetic_vs_train"]["density"]
+    # The verdict's figure is at the floor's N: a subsample of the 48 synthetic slices as large
+    # as the 24 held-out ones. Coverage can only shrink with fewer synthetic points (each real
+    # point's ball is fixed by the real set; fewer synthetic points fall in fewer balls).
+    for report in (good, noised):
+        matched, full = report["synthetic_vs_train_matched_n"], report["synthetic_vs_train"]
+        assert matched["n"] == 24
+        assert matched["coverage"] <= full["coverage"]
+    md = (sets[0] / "eval-good" / "report.md").read_text()
+    assert "precision / recall (k=5, matched N)" in md
 
 
 def test_two_sample_test_sees_noise_and_reports_its_floor(sets):

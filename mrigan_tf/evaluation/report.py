@@ -246,9 +246,16 @@ def _c2st(real: PreparedDataset, synthetic: PreparedDataset, seed: int) -> tuple
     return block, surest
 
 
-def _precision_recall(f_syn, f_held, f_train) -> dict:
+def _precision_recall(f_syn, f_held, f_train, seed: int = 0) -> dict:
     """Precision/recall/density/coverage (k = NEAREST_K) of the synthetic and, as the floor,
-    the held-out real features against the train features: the same features as FID."""
+    the held-out real features against the train features: the same features as FID.
+
+    Recall and coverage grow with the size of the set being judged (more points, more of the
+    real manifold within reach), so the floor (a few hundred held-out slices) is only
+    comparable with the synthetic set at the *same* N: ``synthetic_vs_train_matched_n`` is a
+    seeded subsample of the synthetic features of the held-out set's size, the figure the
+    verdict sets beside the floor.
+    """
 
     def against_train(features):
         try:
@@ -256,7 +263,12 @@ def _precision_recall(f_syn, f_held, f_train) -> dict:
         except ValueError as exc:   # too few slices for k neighbours
             return {"note": str(exc)}
 
+    matched = f_syn
+    if len(f_syn) > len(f_held) >= 2:
+        matched = f_syn[np.random.default_rng(seed + 2).choice(len(f_syn), len(f_held),
+                                                                replace=False)]
     return {"synthetic_vs_train": against_train(f_syn),
+            "synthetic_vs_train_matched_n": {**against_train(matched), "n": int(len(matched))},
             "floor_heldout_vs_train": against_train(f_held), "nearest_k": NEAREST_K,
             "meaning": "precision: share of synthetic slices inside the real manifold "
                        "(fidelity); recall: share of real slices inside the synthetic "
@@ -366,7 +378,7 @@ def evaluate_synthetic(real_dir: str | os.PathLike, synthetic_dir: str | os.Path
 
     f_train, f_held, f_syn = (feature_extractor(ds.images) for ds in (train, held, syn))
     fidelity = _fidelity(f_syn, f_held, f_train, syn, held, train, class_names, seed, kid_subsets)
-    precision_recall = _precision_recall(f_syn, f_held, f_train)
+    precision_recall = _precision_recall(f_syn, f_held, f_train, seed)
     t = stage("fid_kid_prdc", t)
     classification = _classification(classifier, syn, held, class_names)
     t = stage("inception_score", t)
@@ -559,9 +571,12 @@ def verdict_rows(report: dict) -> list[str]:
                 "unbiased at small N; lower is better |")
     pr = report.get("precision_recall")
     if pr:
-        syn, ref = pr["synthetic_vs_train"], pr["floor_heldout_vs_train"]
+        # Old reports have no matched-N block.
+        syn = pr.get("synthetic_vs_train_matched_n", pr["synthetic_vs_train"])
+        ref = pr["floor_heldout_vs_train"]
         pair = lambda m, a, b: f"{_fmt(m.get(a))} / {_fmt(m.get(b))}"  # noqa: E731
-        rows.append(f"| precision / recall (k={pr['nearest_k']}) | {pair(syn, 'precision', 'recall')}"
+        rows.append(f"| precision / recall (k={pr['nearest_k']}, matched N) | "
+                    f"{pair(syn, 'precision', 'recall')}"
                     f" | {pair(ref, 'precision', 'recall')} | fidelity / diversity: share of "
                     "synthetic slices on the real manifold / of real slices on the synthetic one |")
         rows.append(f"| density / coverage | {pair(syn, 'density', 'coverage')} | "
@@ -633,7 +648,9 @@ def render_markdown(report: dict) -> str:
     lines += ["", f"## Precision, recall, density, coverage (k = {pr['nearest_k']})", "",
               pr["meaning"] + ".", "", "| set | precision | recall | density | coverage |",
               "|---|---|---|---|---|"]
-    for tag in ("synthetic_vs_train", "floor_heldout_vs_train"):
+    for tag in ("synthetic_vs_train", "synthetic_vs_train_matched_n", "floor_heldout_vs_train"):
+        if tag not in pr:
+            continue
         m = pr[tag]
         lines.append(f"| {tag} | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | "
                      f"{_fmt(m.get('density'))} | {_fmt(m.get('coverage'))} |")
