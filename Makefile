@@ -26,10 +26,14 @@ venv: $(VENV)/.installed-dev
 demo: $(VENV)/.installed-base
 	$(VENV)/bin/mrigan-tf demo --out $(DEMO_OUT)
 
-# The import layers first (seconds; pyproject.toml's [tool.importlinter]), then the suite.
+# The import layers first (seconds; pyproject.toml's [tool.importlinter]), then the suite in
+# PYTEST_WORKERS processes (pytest-xdist), each test file whole on one worker so that module
+# fixtures are built once. Much of a test's time is single-threaded (tracing, Python), so two
+# workers pay off even on two cores. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py
@@ -52,7 +56,7 @@ reference: $(VENV)/.installed-base
 	$(VENV)/bin/mrigan-tf evaluate --real $(REFERENCE_RUNS)/phantom --synthetic $(REFERENCE_RUNS)/synthetic \
 		--out $(REFERENCE_DIR)/evaluation --seed 0 --overwrite
 	$(VENV)/bin/mrigan-tf tstr --real $(REFERENCE_RUNS)/phantom --synthetic $(REFERENCE_RUNS)/synthetic \
-		--out $(REFERENCE_DIR)/tstr --fixed-steps 400 --seeds 0 --width 16 --batch-size 16 --seed 0 --overwrite
+		--out $(REFERENCE_DIR)/tstr --seed 0 --overwrite
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

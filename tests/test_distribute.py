@@ -20,7 +20,7 @@ import pytest
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
-TIMEOUT_S = 240
+TIMEOUT_S = 600   # generous: a loaded 2-core machine runs these several times slower
 
 #: The families and options of the parity check: tiny, and each with its own way of
 #: drawing noise, normalizing and clipping (the cWGAN-GP with every DiffAugment policy).
