@@ -11,11 +11,14 @@ Profiles:
 - ``"gpu"``: the teaching settings, the ones each notebook's text is written for (a Colab T4
   or better).
 - ``"cpu"``: sized to finish each notebook within 20 minutes on a 2-core CPU (the project's
-  own 2-core AMD EPYC). **These figures are estimates, not measurements**: they scale the
-  smoke run's time by the steps, from the measured throughput in the README (*Speed on a
-  CPU*: a 64 px cWGAN-GP step of width 16, batch 32, n_critic 3 takes about 0.4 s), and from
-  FLOP counts for the other models. ``CPU_MINUTES`` holds each estimate until a cpu-profile
-  run replaces it with a measured wall-clock.
+  own 2-core AMD EPYC). **These figures are estimates, not measurements of a whole run**:
+  ``CPU_MINUTES`` multiplies each training loop's steps by its step time measured on that
+  machine on 2026-12-01 while it was shared with other jobs (load average about 6 on 2
+  cores, so 4-5x slower than quiet: the cWGAN-GP step of 64 px, width 16, batch 32,
+  n_critic 3 took 1.9 s against the README's quiet 0.4 s; the 32 px MLP GAN step 0.24 s,
+  the width-16 DCGAN step 0.15 s, the n_critic-5 WGAN step 0.49 s), and adds the phantom,
+  the evaluation and the per-epoch overheads. A cpu-profile run on a quiet machine should
+  take well under them; until such a run is timed, they are upper estimates.
 - ``"smoke"``: tiny data and a handful of steps, for CI (``tests/test_notebooks.py``):
   it checks that the code runs and that its asserts hold, not what training achieves.
 - ``"auto"`` (the default): ``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``.
@@ -70,17 +73,18 @@ _GPU: dict[str, dict[str, Any]] = {
 # Only what differs from the gpu profile.
 _CPU: dict[str, dict[str, Any]] = {
     "01_preprocessing": {},
-    # Three MLP GANs of ~3.4 M weights at 32 px: ~3 GFLOP a step, ~0.1 s; 3 x 1,000 steps.
-    "02_vanilla_gan": {"SIZE": 32, "STEPS": 1000, "STEPS_PER_EPOCH": 100},
+    # Three MLP GANs of ~3.4 M weights at 32 px (0.24 s a step under load), 800 steps each.
+    "02_vanilla_gan": {"SIZE": 32, "STEPS": 800, "STEPS_PER_EPOCH": 100},
     # A width-16 DCGAN at 32 px costs about what the MLP does; the vanilla baseline is loaded
     # from notebook 02's run when it exists.
-    "03_dcgan": {"SIZE": 32, "STEPS": 1000, "STEPS_PER_EPOCH": 100, "WIDTH": 16},
-    # n_critic 5: ~3x a DCGAN step; 1,000 steps, then three 100-step clipping runs; the
-    # vanilla GAN and DCGAN are loaded from notebooks 02 and 03 when their runs exist.
-    "04_wgan": {"SIZE": 32, "STEPS": 1000, "STEPS_PER_EPOCH": 100, "WIDTH": 16,
+    "03_dcgan": {"SIZE": 32, "STEPS": 800, "STEPS_PER_EPOCH": 100, "WIDTH": 16},
+    # n_critic 5: 0.49 s a step under load; 800 steps (the same as 02 and 03, so that their
+    # runs are reused), then three 100-step clipping runs.
+    "04_wgan": {"SIZE": 32, "STEPS": 800, "STEPS_PER_EPOCH": 100, "WIDTH": 16,
                 "CLIP_STEPS": 100, "TOY_STEPS": 1000},
-    # The reference model's recipe (width 16, latent 64, n_critic 3, batch 32): ~0.4 s a step.
-    "05_conditional_wgan_gp": {"STEPS": 600, "STEPS_PER_EPOCH": 100, "BATCH_SIZE": 32,
+    # The reference model's recipe (width 16, latent 64, n_critic 3, batch 32): 0.4 s a step
+    # on a quiet machine, 1.9 s under load.
+    "05_conditional_wgan_gp": {"STEPS": 400, "STEPS_PER_EPOCH": 50, "BATCH_SIZE": 32,
                                "WIDTH": 16, "LATENT_DIM": 64, "N_CRITIC": 3,
                                "AUGMENT": "translation,cutout"},
     "06_unet_segmentation": {"EPOCHS": 5, "WIDTH": 8, "BATCH_SIZE": 16, "GAN_STEPS": 300,
@@ -116,10 +120,11 @@ _SMOKE: dict[str, dict[str, Any]] = {
     "08_synthetic_dataset": {"N": 40, "GAN_STEPS": 2},
 }
 
-#: Estimated minutes of each notebook at the cpu profile on the 2-core CPU (see the module
-#: docstring: estimates until measured).
-CPU_MINUTES = {"01_preprocessing": 2, "02_vanilla_gan": 9, "03_dcgan": 8, "04_wgan": 15,
-               "05_conditional_wgan_gp": 9, "06_unet_segmentation": 10, "07_evaluation": 14,
+#: Estimated minutes of each notebook at the cpu profile on the 2-core CPU under load (see
+#: the module docstring: upper estimates until a run is timed). 03 and 04 assume notebooks 02
+#: and 03 ran first at the same profile; without their runs, add about 3 and 5 minutes.
+CPU_MINUTES = {"01_preprocessing": 3, "02_vanilla_gan": 12, "03_dcgan": 5, "04_wgan": 12,
+               "05_conditional_wgan_gp": 15, "06_unet_segmentation": 8, "07_evaluation": 15,
                "08_synthetic_dataset": 5}
 
 NOTEBOOKS = tuple(_GPU)

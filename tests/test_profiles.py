@@ -123,3 +123,10 @@ def test_describe_profile_prints_the_profile_first(capsys):
     first, second = capsys.readouterr().out.splitlines()[:2]
     assert first.startswith("PROFILE smoke")
     assert "STEPS = 4" in second and settings["STEPS"] == 4
+
+
+def test_the_readme_quotes_the_cpu_estimates():
+    readme = (ROOT / "README.md").read_text()
+    for name, minutes in CPU_MINUTES.items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| {name[:2]} | ["))
+        assert f"| ~{minutes} min |" in row, name
