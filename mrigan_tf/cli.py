@@ -99,7 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_unet(args)
     options = dict(args.set or [])
     for name in ("latent_dim", "width", "n_critic", "augment", "gp_weight", "gp_every",
-                 "label_smoothing", "feature_matching", "clip_value"):
+                 "label_smoothing", "feature_matching", "clip_value", "loss", "conditioning",
+                 "acgan_weight", "ema_decay", "r1_weight", "spectral_norm", "minibatch_std"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
@@ -270,6 +271,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     ``refuse_the_other_models_options`` finds them: one list, for the help and the check.
     """
     from mrigan_tf.training.distribute import STRATEGIES
+    from mrigan_tf.models.choices import CONDITIONINGS, LOSS_NAMES
     from mrigan_tf.models.mixed_precision import POLICIES
 
     parser.add_argument("--model", required=True,
@@ -314,7 +316,28 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         gan.add_argument("--n-critic", type=positive_int, default=None,
                          help="wgan, cwgan-gp: critic steps per generator step"),
         gan.add_argument("--clip-value", type=float, default=None,
-                         help="wgan: weight clipping bound c"),
+                         help="wgan, cwgan-gp --loss wgan-clip: weight clipping bound c"),
+        gan.add_argument("--loss", choices=LOSS_NAMES, default=None,
+                         help="cwgan-gp: the adversarial loss (default wgan-gp; ns = "
+                              "non-saturating BCE); equations in mrigan_tf/models/cwgan_gp.py"),
+        gan.add_argument("--conditioning", choices=CONDITIONINGS, default=None,
+                         help="cwgan-gp: how the critic sees the class: projection (default) "
+                              "or acgan (an auxiliary classifier head)"),
+        gan.add_argument("--acgan-weight", type=float, default=None, metavar="W",
+                         help="cwgan-gp: weight of the auxiliary classification loss of "
+                              "--conditioning acgan (default 1)"),
+        gan.add_argument("--ema-decay", type=float, default=None, metavar="D",
+                         help="GANs: keep an exponential moving average of the generator's "
+                              "weights with decay D (e.g. 0.999, ramped for short runs); "
+                              "samples, grids and generate use it (default: off)"),
+        gan.add_argument("--r1-weight", type=float, default=None, metavar="GAMMA",
+                         help="GANs: R1 penalty gamma/2 E||grad D(x)||^2 on real samples "
+                              "(not with cwgan-gp's wgan-gp loss, which has its own penalty)"),
+        gan.add_argument("--spectral-norm", action="store_const", const=True, default=None,
+                         help="GANs: spectral normalization of the discriminator's layers"),
+        gan.add_argument("--minibatch-std", type=positive_int, default=None, metavar="G",
+                         help="GANs: minibatch standard-deviation feature in the "
+                              "discriminator, groups of G samples (e.g. 4)"),
         gan.add_argument("--augment", default=None, metavar="POLICY",
                          help="cwgan-gp: DiffAugment policy, e.g. "
                               "translation,cutout,brightness,contrast"),

@@ -33,6 +33,9 @@ GAN_OPTIONS = {
     "--n-critic": ["3"], "--clip-value": ["0.02"], "--augment": ["translation"],
     "--gp-weight": ["5"], "--gp-every": ["3"], "--label-smoothing": ["0.1"],
     "--feature-matching": [], "--mixed-precision": [], "--steps-per-execution": ["2"],
+    "--loss": ["hinge"], "--conditioning": ["acgan"], "--acgan-weight": ["0.5"],
+    "--ema-decay": ["0.999"], "--r1-weight": ["10"], "--spectral-norm": [],
+    "--minibatch-std": ["4"],
 }
 UNET_OPTIONS = {
     "--unet-lr": ["0.01"], "--lr": ["0.01"], "--depth": ["2"], "--dropout": ["0.2"],
@@ -241,6 +244,23 @@ def test_gan_options_reach_the_train_config(tmp_path, monkeypatch, capsys, tenso
         strategy="default", precision="mixed_bfloat16", steps_per_execution=2)
     assert seen["resume"] is True and seen["verbose"] == 0
     assert "trained cwgan-gp" in capsys.readouterr().out
+
+
+def test_small_data_options_reach_the_train_config(tmp_path, monkeypatch, tensorflow_keras):
+    seen = {}
+    _stub_module(monkeypatch, "mrigan_tf.training.runner",
+                 TrainConfig=lambda **settings: settings,
+                 train_gan=lambda config, out, resume, verbose: (
+                     seen.update(config=config) or (None, {"d_loss": [0.5]})))
+    assert cli.main(["train", "--model", "cwgan-gp", "--data", "d", "--out", str(tmp_path),
+                     "--epochs", "1", "--loss", "ns", "--conditioning", "acgan",
+                     "--acgan-weight", "0.5", "--ema-decay", "0.99", "--r1-weight", "10",
+                     "--spectral-norm", "--minibatch-std", "4", "--quiet"]) == 0
+    assert seen["config"]["model_options"] == {
+        "loss": "ns", "conditioning": "acgan", "acgan_weight": 0.5, "ema_decay": 0.99,
+        "r1_weight": 10.0, "spectral_norm": True, "minibatch_std": 4}
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(_train("--loss", "wasserstein"))
 
 
 def _stub_unet_training(monkeypatch) -> dict:

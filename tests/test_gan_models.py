@@ -456,3 +456,105 @@ def test_sample_grid_and_loss_plot_write_a_png_per_epoch(tmp_path):
     plt.close(figure)
     with pytest.raises(ValueError, match="no values"):
         plot_history({})
+
+
+# ## The small-data tricks: generator EMA, R1, spectral norm, minibatch stddev
+
+
+def test_ema_weights_are_the_closed_form_average_after_k_steps():
+    """theta_ema after k generator updates with decay_t = min(d, (1 + t) / (10 + t)),
+    computed here from the generator's weights after each update; BN statistics copied."""
+    model = tiny_model("dcgan", ema_decay=0.2)
+    model.compile(jit_compile=False)
+    images, labels = random_batch()
+    trainable = [w.trainable for w in model.generator.weights]
+    expected = [w.numpy().copy() for w in model.generator.weights]
+    for t in range(1, 4):
+        model.train_step((tf.constant(images), tf.constant(labels)))
+        decay = min(0.2, (1 + t) / (10 + t))       # 2/11, then 0.2 (the ramp, then the cap)
+        expected = [decay * e + (1 - decay) * w.numpy() if is_trainable else w.numpy()
+                    for e, w, is_trainable in zip(expected, model.generator.weights, trainable)]
+    for average, value in zip(model.ema_generator.weights, expected):
+        np.testing.assert_allclose(average.numpy(), value, rtol=1e-5, atol=1e-7)
+    # The average lags behind the generator, and samples are the average's.
+    assert not np.allclose(model.ema_generator.weights[0].numpy(), model.generator.weights[0].numpy())
+    z = latent_noise(4, 16, seed=2)
+    np.testing.assert_allclose(model.sample(latent=z),
+                               model.ema_generator(z, training=False).numpy(), atol=1e-6)
+    assert not np.allclose(model.sample(latent=z), model.generator(z, training=False).numpy())
+
+
+def test_ema_is_saved_and_restored_with_the_weights(tmp_path):
+    model = tiny_model("gan", ema_decay=0.9)
+    model.compile(jit_compile=False)
+    images, labels = random_batch()
+    model.train_step((tf.constant(images), tf.constant(labels)))
+    model.save_weights(tmp_path / "w.weights.h5")
+    model.save(tmp_path / "m.keras")
+    again = tiny_model("gan", ema_decay=0.9, seed=1)
+    again.compile(jit_compile=False)
+    again.load_weights(tmp_path / "w.weights.h5")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.ema_decay == 0.9
+    for other in (again, loaded):
+        np.testing.assert_allclose(other.sample(4, seed=3), model.sample(4, seed=3), atol=1e-6)
+    # Without EMA the model keeps its old variables: old backups still load.
+    assert tiny_model("gan").ema_generator is None and "ema_decay" not in tiny_model("gan").get_config()
+
+
+def test_r1_in_the_step_of_a_family_without_its_own_penalty():
+    model = tiny_model("dcgan", r1_weight=5.0)
+    model.compile(jit_compile=False)
+    images, labels = random_batch()
+    logs = model.train_step((tf.constant(images), tf.constant(labels)))
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake", "r1"}
+    assert float(logs["r1"]) > 0
+
+
+def test_spectral_norm_makes_the_top_singular_value_one():
+    """A kernel with singular values (3, 1, 0.5): after the power iteration, the layer's
+    sigma is 3, it computes x (W / sigma) + b, whose top singular value is 1, and the
+    stored W is untouched."""
+    from mrigan_tf.models.blocks import SpectralNorm, update_spectral_norms
+
+    rng = np.random.default_rng(0)
+    left, _ = np.linalg.qr(rng.normal(size=(4, 3)))
+    right, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    kernel = (left @ np.diag([3.0, 1.0, 0.5]) @ right.T).astype(np.float32)
+    inputs = keras.Input((4,))
+    layer = SpectralNorm(keras.layers.Dense(3))
+    network = keras.Model(inputs, layer(inputs))
+    layer.layer.set_weights([kernel, np.full(3, 0.1, np.float32)])
+    for _ in range(20):
+        update_spectral_norms(network)
+    np.testing.assert_allclose(float(layer.sigma()), 3.0, rtol=1e-4)
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    effective = kernel / float(layer.sigma())
+    np.testing.assert_allclose(network(x, training=True).numpy(), x @ effective + 0.1, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(np.linalg.svd(effective, compute_uv=False)[0], 1.0, rtol=1e-4)
+    np.testing.assert_array_equal(layer.kernel.numpy(), kernel)
+    # A family's critic wraps every layer with a kernel; its u follows each critic update.
+    model = tiny_model("wgan", spectral_norm=True, batch_norm=False)
+    norms = [layer for layer in model.critic._flatten_layers() if isinstance(layer, SpectralNorm)]
+    assert len(norms) == 3     # two convolutions and the score
+    model.compile(jit_compile=False)
+    images, labels = random_batch()
+    u = norms[0].vector_u.numpy().copy()
+    model.train_step((tf.constant(images), tf.constant(labels)))
+    assert not np.array_equal(u, norms[0].vector_u.numpy())
+
+
+def test_minibatch_std_layer_is_the_mean_group_deviation():
+    from mrigan_tf.models.blocks import MinibatchStdDev
+
+    x = np.random.default_rng(0).normal(size=(8, 3, 3, 2)).astype(np.float32)
+    out = MinibatchStdDev(4)(x).numpy()
+    groups = x.reshape(2, 4, 3, 3, 2)
+    expected = np.sqrt(groups.var(axis=1) + 1e-8).mean(axis=(1, 2, 3))
+    np.testing.assert_array_equal(out[..., :2], x)
+    np.testing.assert_allclose(out[..., 2], np.repeat(expected, 4)[:, None, None]
+                               * np.ones((8, 3, 3)), rtol=1e-5)
+    # A batch the group size does not divide uses the largest group that divides it.
+    assert MinibatchStdDev(4)(x[:6]).shape == (6, 3, 3, 3)
+    assert tiny_model("gan", minibatch_std=4).discriminator.get_layer("minibatch_std")

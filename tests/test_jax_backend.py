@@ -182,6 +182,16 @@ FAMILY_MODELS = {
                                         label_smoothing=0.1)),
     "dcgan": ("dcgan", (16, 16, 1), dict(latent_dim=8, width=4)),
     "wgan": ("wgan", (16, 16, 1), dict(latent_dim=8, width=4, n_critic=2, clip_value=0.05)),
+    # The cWGAN-GP's other losses and the small-data tricks: hinge with R1, a spectrally
+    # normalized critic with minibatch stddev and a generator EMA (its weights compared
+    # too); non-saturating with AC-GAN conditioning. (wgan-clip and lsgan are the WGAN's
+    # clipping hook and another keras.ops function of the same scores: not compiled again.)
+    "cwgan_hinge": ("cwgan-gp", (16, 16, 2), dict(latent_dim=8, width=4, critic_norm="none",
+                                                  loss="hinge", r1_weight=1.0, spectral_norm=True,
+                                                  minibatch_std=2, ema_decay=0.5)),
+    "cwgan_acgan": ("cwgan-gp", (16, 16, 2), dict(latent_dim=8, width=4, critic_norm="none",
+                                                  loss="ns", conditioning="acgan",
+                                                  acgan_weight=0.5, ema_decay=0.9)),
 }
 SHARED = """
 import json, keras, numpy as np
@@ -240,6 +250,7 @@ for kind in KINDS:
     init = "init" if kind not in FAMILY_MODELS else f"init_{{kind}}"
     model.generator.load_weights(f"{{init}}/generator.weights.h5")
     model.discriminator.load_weights(f"{{init}}/critic.weights.h5")
+    model.reset_ema()   # the average starts from the loaded generator, as the JAX side's
     model.compile(*optimizers(kind), jit_compile=False)
     real, labels, latents, alphas = noise(model)
     # The TensorFlow step draws its own noise; feed it ours, in the order the step draws
@@ -260,6 +271,8 @@ for kind in KINDS:
     os.makedirs(f"{{kind}}_tf")
     model.generator.save_weights(f"{{kind}}_tf/generator.weights.h5")
     model.discriminator.save_weights(f"{{kind}}_tf/critic.weights.h5")
+    if model.ema_generator is not None:
+        model.ema_generator.save_weights(f"{{kind}}_tf/generator_ema.weights.h5")
     results[kind] = logs
 print(json.dumps(results))
 """
@@ -309,7 +322,10 @@ KINDS = list(LOSS_TOLERANCE)
 #: What each family logs, so that agreeing is not agreeing on a missing log.
 LOGGED = {"gan_fm": {"d_loss", "g_loss", "d_real", "d_fake"},
           "dcgan": {"d_loss", "g_loss", "d_real", "d_fake"},
-          "wgan": {"d_loss", "g_loss", "em_distance"}}
+          "wgan": {"d_loss", "g_loss", "em_distance"},
+          "cwgan_hinge": {"d_loss", "g_loss", "d_real", "d_fake", "r1"},
+          "cwgan_acgan": {"d_loss", "g_loss", "d_real", "d_fake", "aux_real", "aux_fake",
+                          "aux_accuracy", "g_aux"}}
 
 
 @needs_jax
@@ -334,9 +350,12 @@ def test_jax_step_losses_match_tensorflow(step_results, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
     workdir, _, _ = step_results
-    for player in ("generator", "critic"):
+    # The generator EMA, where the model keeps one, starts from the initial generator.
+    averaged = (workdir / f"{kind}_tf" / "generator_ema.weights.h5").is_file()
+    assert averaged == (kind in ("cwgan_hinge", "cwgan_acgan"))
+    for player in ("generator", "critic") + (("generator_ema",) if averaged else ()):
         init_dir = workdir / ("init" if kind not in FAMILY_MODELS else f"init_{kind}")
-        init = _h5_arrays(init_dir / f"{player}.weights.h5")
+        init = _h5_arrays(init_dir / f"{player.removesuffix('_ema')}.weights.h5")
         tf_after = _h5_arrays(workdir / f"{kind}_tf" / f"{player}.weights.h5")
         jax_after = _h5_arrays(workdir / f"{kind}_jax" / f"{player}.weights.h5")
         assert set(jax_after) == set(tf_after) == set(init) and init

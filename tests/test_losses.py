@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from mrigan_tf.models.losses import (GP_EPSILON, drift_penalty, feature_matching_loss,
-                                     gradient_penalty, hinge_discriminator_loss,
+from mrigan_tf.models.losses import (GP_EPSILON, auxiliary_classifier_loss, drift_penalty,
+                                     feature_matching_loss, gradient_penalty, hinge_discriminator_loss,
                                      hinge_generator_loss, interpolate, lsgan_discriminator_loss,
                                      lsgan_generator_loss, ns_discriminator_loss,
                                      ns_generator_loss, r1_penalty, wasserstein_critic_loss,
@@ -314,3 +314,14 @@ def test_drift_penalty_is_the_mean_squared_real_score():
     assert value(drift_penalty(column(0.0, 0.0))) == 0.0
     # Symmetric: it pulls scores towards 0 from either side.
     np.testing.assert_allclose(gradient(drift_penalty, column(2.0, -2.0)), [[2.0], [-2.0]])
+
+
+def test_auxiliary_classifier_loss_is_the_cross_entropy_of_the_true_class():
+    logits = f32([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    labels = np.array([0, 2], np.int32)
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    expected = -(log_p[0, 0] + log_p[1, 2]) / 2                 # the second: log 3
+    assert value(auxiliary_classifier_loss(logits, labels)) == pytest.approx(expected, rel=1e-6)
+    # A confident, right classifier costs ~0; a confident, wrong one its margin.
+    assert value(auxiliary_classifier_loss(f32([[30.0, 0.0]]), np.array([0]))) < 1e-6
+    assert value(auxiliary_classifier_loss(f32([[30.0, 0.0]]), np.array([1]))) == pytest.approx(30.0)

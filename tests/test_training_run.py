@@ -11,6 +11,7 @@ import pytest
 
 from mrigan_tf.cli import main
 from mrigan_tf.errors import DataError, MriganError
+from mrigan_tf.models.base import latent_noise
 from mrigan_tf.training.run_directory import check_run_dir
 from mrigan_tf.training.runner import TrainConfig, load_run, train_gan
 from conftest import TINY_CWGAN
@@ -131,6 +132,39 @@ def test_cli_train_and_its_errors(squares_dir, tmp_path, capsys):
                  str(tmp_path / "z"), "--epochs", "1", "--batch-size", "8",
                  "--set", "nonsense=3"]) == 2
     assert "bad option" in capsys.readouterr().err
+
+
+def test_cli_trains_the_small_data_options_and_refuses_bad_combinations(squares_dir, tmp_path,
+                                                                        capsys):
+    out = tmp_path / "hinge"
+    assert main(["train", "--model", "cwgan-gp", "--data", str(squares_dir), "--out", str(out),
+                 "--steps", "2", "--steps-per-epoch", "2", "--batch-size", "8", "--no-jit",
+                 "--latent-dim", "8", "--width", "4", "--loss", "hinge", "--r1-weight", "1",
+                 "--spectral-norm", "--minibatch-std", "4", "--ema-decay", "0.9",
+                 "--conditioning", "acgan", "--quiet"]) == 0
+    saved = json.loads((out / "config.json").read_text())["train"]["model_options"]
+    assert saved == {"latent_dim": 8, "width": 4, "loss": "hinge", "conditioning": "acgan",
+                     "ema_decay": 0.9, "r1_weight": 1.0, "spectral_norm": True,
+                     "minibatch_std": 4}
+    header = (out / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"r1", "aux_real", "aux_fake", "aux_accuracy", "g_aux", "d_real"} <= set(header)
+    model, _, _ = load_run(out)
+    assert model.loss == "hinge" and model.conditioning == "acgan" and model.ema_decay == 0.9
+    # The grids and generate sample the weight average.
+    np.testing.assert_allclose(model.sample(4, seed=0), model.sampling_generator(
+        [latent_noise(4, 8, 0), model.balanced_labels(4)], training=False).numpy(), atol=1e-6)
+    assert model.sampling_generator is model.ema_generator
+    capsys.readouterr()
+    for flags, message in [(["--model", "cwgan-gp", "--r1-weight", "1"], "R1"),
+                           (["--model", "dcgan", "--loss", "hinge"],
+                            "--loss is an option of --model cwgan-gp"),
+                           (["--model", "cwgan-gp", "--ema-decay", "1.5"], "--ema-decay"),
+                           (["--model", "cwgan-gp", "--acgan-weight", "2"], "conditioning")]:
+        assert main(["train", *flags, "--data", str(squares_dir), "--out",
+                     str(tmp_path / "bad"), "--steps", "1", "--batch-size", "8"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "bad").exists()
 
 
 def test_a_run_resumes_only_on_the_backend_that_trained_it(tiny_cwgan_run, tmp_path):

@@ -40,6 +40,31 @@ Also here, once:
   ``keras.saving.serialize_keras_object``, so a ``.keras`` file round trips;
 * ``call(latent)`` runs the generator, so ``model(z)`` and ``model.predict(z)`` work.
 
+And the small-data tricks every family can switch on (both backends, written once here):
+
+* **generator weight EMA** (``ema_decay``; Karras et al. 2018, Yazici et al. 2019): a copy of
+  the generator, ``ema_generator``, whose weights follow an exponential moving average of the
+  trained generator's after every generator update,
+
+      decay_t = min(ema_decay, (1 + t) / (10 + t)),   theta_ema <- decay_t theta_ema + (1 - decay_t) theta
+
+  with ``t`` the number of generator updates so far (the ramp lets a short run's average
+  forget the random initialization); batch-norm statistics are copied, not averaged.
+  ``sample``, ``call`` (hence ``predict``), the sample grids and ``mrigan-tf generate``
+  use it (``sampling_generator``); the training step uses the trained generator. Its
+  weights are model variables, so backups and ``model.keras`` hold them and ``--resume``
+  restores them;
+* **R1** (``r1_weight``, gamma; Mescheder et al. 2018): ``gamma * 1/2 E||grad_x D(x)||^2`` on
+  real samples, added to the discriminator's loss by ``regularized_discriminator_loss``
+  (which both backends' steps call), logged as ``r1``. It is taken at the real batch as
+  given (before a family's DiffAugment), from the gradient of the *summed* scores, so it is
+  per-sample only for a discriminator that scores each sample on its own (no batch norm:
+  the TensorFlow tape's extra training-mode call also moves batch-norm statistics, the JAX
+  step's does not; minibatch stddev adds its cross-sample terms, as in ProGAN);
+* after every discriminator update, the spectral-normalized layers of the discriminator
+  (``mrigan_tf.models.blocks.SpectralNorm``) advance their power iteration
+  (``after_discriminator_update``), after the family's ``constrain_discriminator``.
+
 TensorFlow is imported the first time a TensorFlow step (or helper) uses ``tf``, not when
 this module is: the players, the losses and ``sample`` are plain Keras, so the Keras-JAX path
 (``KERAS_BACKEND=jax``) builds, trains and samples these models on a machine without
@@ -55,6 +80,8 @@ import numpy as np
 from keras import ops
 
 from mrigan_tf.lazy_tensorflow import tf
+from mrigan_tf.models.blocks import update_spectral_norms
+from mrigan_tf.models.losses import r1_penalty
 from mrigan_tf.models.mixed_precision import computes_in_float16, current_loss_scale, loss_scaled
 
 
@@ -184,22 +211,39 @@ class BaseGAN(keras.Model):
         discriminator: a Keras model from images to one unbounded score (logit) per image.
         latent_dim: size of the latent vector.
         seed: seeds the noise drawn in ``train_step`` (``None``: a random seed).
+        ema_decay: the generator EMA's decay (e.g. 0.999); 0: no EMA.
+        r1_weight: gamma of the R1 penalty on real samples; 0: none.
     """
 
     #: The scalars ``train_step`` logs, in order; each gets a ``keras.metrics.Mean``.
     METRIC_NAMES: tuple[str, ...] = ("d_loss", "g_loss")
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, ema_decay: float = 0.0, r1_weight: float = 0.0,
+                 **kwargs):
         super().__init__(**kwargs)
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (e.g. 0.999; 0 for no EMA), "
+                             f"got {ema_decay}")
+        if r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0, got {r1_weight}")
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim)
         self.seed = seed
+        self.ema_decay = float(ema_decay)
+        self.r1_weight = float(r1_weight)
         self.seed_generator = keras.random.SeedGenerator(seed)
         #: A DiffAugment layer applied before the discriminator (``augment``), or None.
         self.augmenter = None
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.METRIC_NAMES}
+        #: The generator's weight average (``ema_decay > 0``), or None.
+        self.ema_generator = None
+        if self.ema_decay:
+            self.ema_generator = keras.models.clone_model(generator)
+            self.ema_generator.name = f"{generator.name}_ema"
+            self.ema_generator.trainable = False
+            self.reset_ema()
+        self.track_metrics(self.METRIC_NAMES)
         self.d_optimizer: keras.optimizers.Optimizer | None = None
         self.g_optimizer: keras.optimizers.Optimizer | None = None
         # Both players are built models, so the GAN is too. Saying so lets BackupAndRestore
@@ -293,6 +337,16 @@ class BaseGAN(keras.Model):
 
     # ## Loss trackers
 
+    def track_metrics(self, names) -> None:
+        """One ``keras.metrics.Mean`` per logged name (``r1`` added when R1 is on)."""
+        names = tuple(names) + (("r1",) if self.r1_weight and "r1" not in names else ())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The names this model logs (its family's ``METRIC_NAMES`` and its options')."""
+        return tuple(self.trackers)
+
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         # Listed here, fit() resets them at the start of every epoch.
@@ -333,6 +387,56 @@ class BaseGAN(keras.Model):
 
     def constrain_discriminator(self) -> None:
         """Called after every discriminator update (the WGAN clips its weights here)."""
+
+    def after_discriminator_update(self) -> None:
+        """What follows every discriminator update on both backends: the family's
+        ``constrain_discriminator``, then one power iteration of each spectral norm."""
+        self.constrain_discriminator()
+        update_spectral_norms(self.discriminator)
+
+    def regularized_discriminator_loss(self, real, fake, labels, alpha):
+        """The family's ``discriminator_loss`` plus the R1 penalty on the real batch when
+        ``r1_weight`` is set: what both backends' steps minimise for the discriminator."""
+        loss, logs = self.discriminator_loss(real, fake, labels, alpha)
+        if self.r1_weight:
+            logs = {**logs, "r1": r1_penalty(self.input_gradients(real, labels))}
+            loss = loss + self.r1_weight * logs["r1"]
+        return loss, logs
+
+    # ## The generator's weight average
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator that samples: the EMA generator when there is one."""
+        return self.generator if self.ema_generator is None else self.ema_generator
+
+    def reset_ema(self) -> None:
+        """Make the EMA generator a copy of the generator (at the start; after loading
+        generator weights alone, e.g. a published generator)."""
+        if self.ema_generator is not None:
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights,
+                                       strict=True):
+                average.assign(weight.value)
+
+    def ema_decay_at(self, step):
+        """``min(ema_decay, (1 + t) / (10 + t))`` at generator update ``t`` (a tensor)."""
+        step = ops.cast(step, "float32")
+        return ops.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+
+    def update_ema(self, step) -> None:
+        """One EMA update after generator update ``step`` (1 after the first): trainable
+        weights averaged, the rest (batch-norm statistics) copied."""
+        if self.ema_generator is None:
+            return
+        decay = self.ema_decay_at(step)
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights,
+                                   strict=True):
+            if weight.trainable:
+                value = ops.cast(weight.value, "float32")
+                new = decay * ops.cast(average.value, "float32") + (1.0 - decay) * value
+                average.assign(ops.cast(new, average.dtype))
+            else:
+                average.assign(weight.value)
 
     def finish_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
         """The step's logs from the last discriminator update's and the generator's."""
@@ -419,9 +523,9 @@ class BaseGAN(keras.Model):
         # The fake batch is a constant for the discriminator: no need to record G.
         fake = ops.stop_gradient(self.generate(latent, labels, training=True))
         with tf.GradientTape() as tape:
-            loss, logs = self.discriminator_loss(real, fake, labels, alpha)
+            loss, logs = self.regularized_discriminator_loss(real, fake, labels, alpha)
         self.apply_gradients(tape, loss, self.d_optimizer, self.discriminator.trainable_variables)
-        self.constrain_discriminator()
+        self.after_discriminator_update()
         return logs
 
     def generator_step(self, real, labels) -> dict[str, Any]:
@@ -430,6 +534,7 @@ class BaseGAN(keras.Model):
             fake = self.generate(latent, labels, training=True)
             loss, logs = self.generator_loss(real, fake, labels)
         self.apply_gradients(tape, loss, self.g_optimizer, self.generator.trainable_variables)
+        self.update_ema(self.g_optimizer.iterations)
         return logs
 
     @staticmethod
@@ -450,7 +555,7 @@ class BaseGAN(keras.Model):
     # ## Samples
 
     def call(self, latent, training: bool = False):
-        return self.generator(latent, training=training)
+        return (self.generator if training else self.sampling_generator)(latent, training=training)
 
     def sample(self, n: int = 16, seed: int = 0, latent: np.ndarray | None = None,
                batch_size: int = 256) -> np.ndarray:
@@ -458,12 +563,13 @@ class BaseGAN(keras.Model):
 
         The same ``seed`` gives the same latent batch, so it gives the same images as long as
         the weights do not change: the basis of fixed-noise grids and of save/load checks.
-        Pass ``latent`` to use your own noise instead.
+        Pass ``latent`` to use your own noise instead. Drawn by ``sampling_generator`` (the
+        EMA generator when there is one).
         """
         if latent is None:
             latent = latent_noise(n, self.latent_dim, seed)
-        chunks = [keras.ops.convert_to_numpy(self.generator(latent[i:i + batch_size],
-                                                            training=False))
+        chunks = [keras.ops.convert_to_numpy(self.sampling_generator(latent[i:i + batch_size],
+                                                                     training=False))
                   for i in range(0, len(latent), batch_size)]
         return np.concatenate(chunks, axis=0)
 
@@ -481,6 +587,8 @@ class BaseGAN(keras.Model):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "latent_dim": self.latent_dim,
             "seed": self.seed,
+            **({"ema_decay": self.ema_decay} if self.ema_decay else {}),
+            **({"r1_weight": self.r1_weight} if self.r1_weight else {}),
         }
 
     @classmethod

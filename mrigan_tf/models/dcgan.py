@@ -35,6 +35,7 @@ import keras
 from keras import layers
 
 from mrigan_tf.models.base import SYNCHRONIZED_BATCH_NORM, check_image_shape
+from mrigan_tf.models.blocks import MinibatchStdDev, spectral_norm as sn
 from mrigan_tf.models.gan import FEATURE_LAYER, VanillaGAN
 
 #: The smallest feature map: the generator projects to it, the discriminator ends at it.
@@ -87,26 +88,33 @@ def build_dcgan_generator(image_shape: Sequence[int], latent_dim: int = 100,
 
 
 def build_dcgan_discriminator(image_shape: Sequence[int], width: int = 64,
-                              batch_norm: bool = True,
+                              batch_norm: bool = True, minibatch_std: int = 0,
+                              spectral_norm: bool = False,
                               name: str = "dcgan_discriminator") -> keras.Model:
     """Image -> (Conv stride 2, BatchNorm, LeakyReLU)* down to 4x4 -> one linear logit.
 
     The input block has no batch norm. The flattened 4x4 map is the ``"features"`` layer of
     feature matching. The output is linear, so the same network is the WGAN critic.
-    ``batch_norm=False`` drops normalization everywhere.
+    ``batch_norm=False`` drops normalization everywhere. ``minibatch_std=G``: a minibatch
+    standard-deviation feature map (groups of ``G``) on the 4x4 map; ``spectral_norm``:
+    every convolution and the logit's dense layer spectrally normalized.
     """
     size, _, channels = check_image_shape(image_shape, min_size=2 * BASE_SIZE)
     widths = block_widths(size, width)[::-1]
     image = keras.Input((size, size, channels), name="image")
     x = image
     for i, filters in enumerate(widths):
-        x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not (batch_norm and i),
-                          kernel_initializer=dcgan_init())(x)
+        x = sn(layers.Conv2D(filters, 4, strides=2, padding="same",
+                             use_bias=not (batch_norm and i), kernel_initializer=dcgan_init()),
+               spectral_norm)(x)
         if batch_norm and i > 0:
             x = layers.BatchNormalization(synchronized=SYNCHRONIZED_BATCH_NORM)(x)
         x = layers.LeakyReLU(0.2)(x)
+    if minibatch_std:
+        x = MinibatchStdDev(minibatch_std, name="minibatch_std")(x)
     features = layers.Flatten(name=FEATURE_LAYER)(x)
-    logit = layers.Dense(1, kernel_initializer=dcgan_init(), name="logit")(features)
+    logit = sn(layers.Dense(1, kernel_initializer=dcgan_init(), name="logit"),
+               spectral_norm)(features)
     return keras.Model(image, logit, name=name)
 
 
@@ -124,13 +132,19 @@ class DCGAN(VanillaGAN):
 
 def make_dcgan(image_shape: Sequence[int], latent_dim: int = 100, width: int = 64,
                label_smoothing: float = 0.0, feature_matching: bool = False,
-               seed: int | None = None) -> DCGAN:
+               minibatch_std: int = 0, spectral_norm: bool = False, ema_decay: float = 0.0,
+               r1_weight: float = 0.0, seed: int | None = None) -> DCGAN:
     """A ``DCGAN`` for square images of ``image_shape`` (H, W, C), H a power of two >= 8.
 
     ``width`` is the channel count of the finest feature map (64 in the paper's 64 px model,
-    whose coarsest map has 8 * 64 = 512 channels).
+    whose coarsest map has 8 * 64 = 512 channels). ``minibatch_std=G`` adds a minibatch
+    standard-deviation feature map (groups of ``G``) to the discriminator, ``spectral_norm``
+    spectrally normalizes its layers (``mrigan_tf.models.blocks``); ``ema_decay`` and
+    ``r1_weight``: see ``BaseGAN``.
     """
     return DCGAN(build_dcgan_generator(image_shape, latent_dim, width),
-                 build_dcgan_discriminator(image_shape, width),
+                 build_dcgan_discriminator(image_shape, width, minibatch_std=minibatch_std,
+                                           spectral_norm=spectral_norm),
                  latent_dim=latent_dim, label_smoothing=label_smoothing,
-                 feature_matching=feature_matching, seed=seed, name="dcgan")
+                 feature_matching=feature_matching, ema_decay=ema_decay, r1_weight=r1_weight,
+                 seed=seed, name="dcgan")

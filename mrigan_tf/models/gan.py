@@ -46,6 +46,7 @@ from keras import layers, ops
 
 # ``tf`` is TensorFlow, imported when a train step first runs (see models/base.py).
 from mrigan_tf.models.base import BaseGAN
+from mrigan_tf.models.blocks import MinibatchStdDev, spectral_norm as sn
 from mrigan_tf.models.losses import (feature_matching_loss, ns_discriminator_loss,
                                      ns_generator_loss)
 
@@ -71,21 +72,26 @@ def build_mlp_generator(image_shape: Sequence[int], latent_dim: int = 100,
 
 
 def build_mlp_discriminator(image_shape: Sequence[int],
-                            hidden_units: Sequence[int] = (1024, 512, 256)) -> keras.Model:
+                            hidden_units: Sequence[int] = (1024, 512, 256),
+                            minibatch_std: int = 0, spectral_norm: bool = False) -> keras.Model:
     """Image -> flatten -> Dense/LeakyReLU stack -> one logit.
 
     The last hidden activation is the layer named ``"features"``, the ``f`` of feature
-    matching. No sigmoid: the losses take logits.
+    matching. No sigmoid: the losses take logits. ``minibatch_std=G``: the minibatch
+    standard deviation of the features (groups of ``G``) joins them before the logit;
+    ``spectral_norm``: every dense layer spectrally normalized.
     """
     if not hidden_units:
         raise ValueError("the discriminator needs at least one hidden layer (the features)")
     image = keras.Input(tuple(int(s) for s in image_shape), name="image")
     x = layers.Flatten()(image)
     for i, units in enumerate(hidden_units):
-        x = layers.Dense(units)(x)
+        x = sn(layers.Dense(units), spectral_norm)(x)
         last = i == len(hidden_units) - 1
         x = layers.LeakyReLU(0.2, name=FEATURE_LAYER if last else None)(x)
-    logit = layers.Dense(1, name="logit")(x)
+    if minibatch_std:
+        x = MinibatchStdDev(minibatch_std, name="minibatch_std")(x)
+    logit = sn(layers.Dense(1, name="logit"), spectral_norm)(x)
     return keras.Model(image, logit, name="mlp_discriminator")
 
 
@@ -156,9 +162,19 @@ def make_vanilla_gan(image_shape: Sequence[int], latent_dim: int = 100,
                      generator_units: Sequence[int] = (256, 512, 1024),
                      discriminator_units: Sequence[int] = (1024, 512, 256),
                      label_smoothing: float = 0.0, feature_matching: bool = False,
+                     minibatch_std: int = 0, spectral_norm: bool = False,
+                     ema_decay: float = 0.0, r1_weight: float = 0.0,
                      seed: int | None = None) -> VanillaGAN:
-    """A ``VanillaGAN`` with MLP players for images of ``image_shape`` (H, W, C)."""
+    """A ``VanillaGAN`` with MLP players for images of ``image_shape`` (H, W, C).
+
+    ``minibatch_std=G`` adds a minibatch standard-deviation feature (groups of ``G``) before
+    the last layer, ``spectral_norm`` spectrally normalizes every dense and convolution
+    layer (``mrigan_tf.models.blocks``); ``ema_decay`` and ``r1_weight``: see ``BaseGAN``.
+    """
     return VanillaGAN(build_mlp_generator(image_shape, latent_dim, generator_units),
-                      build_mlp_discriminator(image_shape, discriminator_units),
+                      build_mlp_discriminator(image_shape, discriminator_units,
+                                              minibatch_std=minibatch_std,
+                                              spectral_norm=spectral_norm),
                       latent_dim=latent_dim, label_smoothing=label_smoothing,
-                      feature_matching=feature_matching, seed=seed, name="vanilla_gan")
+                      feature_matching=feature_matching, ema_decay=ema_decay,
+                      r1_weight=r1_weight, seed=seed, name="vanilla_gan")

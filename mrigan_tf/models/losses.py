@@ -25,6 +25,8 @@ backend (``BaseGAN.input_gradients``), so that they too are plain ``keras.ops``:
                          x_hat = alpha x_real + (1 - alpha) x_fake, alpha ~ U[0, 1]  Gulrajani 2017
     R1                   1/2 E ||grad_x D(x_real)||^2                           Mescheder 2018
     drift                E s_real^2 (keeps a critic's scores near 0)            Karras 2018
+
+And the auxiliary classifier of AC-GAN (Odena 2017): ``-E log p(y | x)`` of the class logits.
 """
 
 from __future__ import annotations
@@ -129,3 +131,13 @@ def r1_penalty(gradients):
 def drift_penalty(real_scores):
     """``E D(x)^2``: keeps a critic's scores near 0 (Karras et al., 2018)."""
     return ops.mean(ops.square(real_scores))
+
+
+# ## Auxiliary classifier (AC-GAN)
+
+def auxiliary_classifier_loss(class_logits, labels):
+    """``-E log p(y | x)``: the cross-entropy of the discriminator's class logits (B, K)
+    against the true classes ``labels`` (B,) (Odena et al., 2017)."""
+    return ops.mean(ops.sparse_categorical_crossentropy(ops.cast(labels, "int32"),
+                                                        ops.cast(class_logits, "float32"),
+                                                        from_logits=True))

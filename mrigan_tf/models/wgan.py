@@ -45,14 +45,15 @@ from mrigan_tf.models.losses import wasserstein_critic_loss, wasserstein_generat
 # ## Create the critic
 
 
-def build_wgan_critic(image_shape: Sequence[int], width: int = 64,
-                      batch_norm: bool = True) -> keras.Model:
+def build_wgan_critic(image_shape: Sequence[int], width: int = 64, batch_norm: bool = True,
+                      minibatch_std: int = 0, spectral_norm: bool = False) -> keras.Model:
     """The DCGAN discriminator with its linear output read as a critic score.
 
     Batch norm in the critic is what the WGAN paper used; WGAN-GP must drop it, because
     its penalty is per sample.
     """
     return build_dcgan_discriminator(image_shape, width, batch_norm=batch_norm,
+                                     minibatch_std=minibatch_std, spectral_norm=spectral_norm,
                                      name="wgan_critic")
 
 
@@ -127,9 +128,16 @@ class WGAN(BaseGAN):
 
 def make_wgan(image_shape: Sequence[int], latent_dim: int = 100, width: int = 64,
               clip_value: float = 0.01, n_critic: int = 5, batch_norm: bool = True,
-              seed: int | None = None) -> WGAN:
-    """A ``WGAN`` with the DCGAN generator and critic for images of ``image_shape``."""
+              minibatch_std: int = 0, spectral_norm: bool = False, ema_decay: float = 0.0,
+              r1_weight: float = 0.0, seed: int | None = None) -> WGAN:
+    """A ``WGAN`` with the DCGAN generator and critic for images of ``image_shape``.
+
+    ``minibatch_std=G`` adds a minibatch standard-deviation feature (groups of ``G``) before
+    the last layer, ``spectral_norm`` spectrally normalizes every dense and convolution
+    layer (``mrigan_tf.models.blocks``); ``ema_decay`` and ``r1_weight``: see ``BaseGAN``.
+    """
     return WGAN(build_dcgan_generator(image_shape, latent_dim, width),
-                build_wgan_critic(image_shape, width, batch_norm=batch_norm),
-                latent_dim=latent_dim, clip_value=clip_value, n_critic=n_critic, seed=seed,
-                name="wgan")
+                build_wgan_critic(image_shape, width, batch_norm=batch_norm,
+                                  minibatch_std=minibatch_std, spectral_norm=spectral_norm),
+                latent_dim=latent_dim, clip_value=clip_value, n_critic=n_critic,
+                ema_decay=ema_decay, r1_weight=r1_weight, seed=seed, name="wgan")

@@ -138,7 +138,8 @@ def publish_reference(run_dir: str | Path, dataset, out_dir: str | Path,
         **(notes or {}),
     }
     with atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
-        model.generator.save_weights(tmp / GENERATOR_WEIGHTS_FILE)
+        # The generator that samples: the weight average when the run kept one.
+        model.sampling_generator.save_weights(tmp / GENERATOR_WEIGHTS_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
         for name in RUN_FILES:
             if (run_dir / name).is_file():

@@ -26,6 +26,11 @@ file, and this module holds the gradient machinery only:
 * ``BaseGAN.input_gradients`` calls ``jax.grad`` for the gradient penalty and R1 (a gradient
   of a gradient: JAX composes them, as nested tapes do in TensorFlow).
 
+The small-data tricks are the model's too: the discriminator minimises
+``regularized_discriminator_loss`` (the family's loss plus R1), ``after_discriminator_update``
+follows every discriminator update (clipping, spectral norms' power iteration), and
+``update_ema`` every generator update, each run in the stateless scope like the losses.
+
 The trainer reads ``n_critic``, the penalty schedule (``penalizes``), the optimizer defaults
 and the logged names (``METRIC_NAMES``) from the model, so the two backends cannot drift
 apart in their settings. The weights are the model's own Keras variables, so
@@ -82,7 +87,10 @@ CRITIC_WEIGHTS = "critic.weights.h5"
 
 #: The groups of variables the state holds, each a list of arrays in a fixed order.
 TRAINABLE = ("g_trainable", "d_trainable")
-STATE_GROUPS = ("g_trainable", "g_non_trainable", "d_trainable", "d_non_trainable", "extra")
+STATE_GROUPS = ("g_trainable", "g_non_trainable", "d_trainable", "d_non_trainable", "extra",
+                "g_ema")
+#: The generator's weight average, when the model keeps one.
+EMA_WEIGHTS = "generator_ema.weights.h5"
 
 
 def _values(variables) -> list[jax.Array]:
@@ -118,7 +126,7 @@ class JaxGANTrainer:
             raise MriganError("the JAX step trains in float32; build the model without the "
                               "mixed_float16 policy (mixed precision is a TensorFlow-step feature)")
         self.model = model
-        self.METRIC_NAMES = model.METRIC_NAMES
+        self.METRIC_NAMES = model.metric_names
         self.d_optimizer, self.g_optimizer = model.choose_optimizers(d_optimizer, g_optimizer)
         self.d_optimizer.build(model.discriminator.trainable_variables)
         self.g_optimizer.build(model.generator.trainable_variables)
@@ -130,6 +138,7 @@ class JaxGANTrainer:
             "d_trainable": model.discriminator.trainable_variables,
             "d_non_trainable": model.discriminator.non_trainable_variables,
             "extra": augmenter.non_trainable_variables if augmenter is not None else [],
+            "g_ema": model.ema_generator.weights if model.ema_generator is not None else [],
             "g_optimizer": self.g_optimizer.variables,
             "d_optimizer": self.d_optimizer.variables,
         }
@@ -195,18 +204,26 @@ class JaxGANTrainer:
 
     def _discriminator_step(self, state, real, labels, latent, alpha):
         model = self.model
-        state, logs = self._update(state, "d", lambda: model.discriminator_loss(
+        state, logs = self._update(state, "d", lambda: model.regularized_discriminator_loss(
             # The fake batch is a constant for the discriminator.
             real, jax.lax.stop_gradient(model.generate(latent, labels, training=True)),
             labels, alpha))
-        # The family's constraint on the new weights (the WGAN's clipping), recorded by the scope.
-        _, after = self._run(state, model.constrain_discriminator)
-        return {**state, "d_trainable": after["d_trainable"]}, logs
+        # The family's constraint on the new weights (the WGAN's clipping) and the spectral
+        # norms' power iteration, recorded by the scope.
+        _, after = self._run(state, model.after_discriminator_update)
+        return {**state, "d_trainable": after["d_trainable"],
+                "d_non_trainable": after["d_non_trainable"]}, logs
 
     def _generator_step(self, state, real, labels, latent):
         model = self.model
-        return self._update(state, "g", lambda: model.generator_loss(
+        state, logs = self._update(state, "g", lambda: model.generator_loss(
             real, model.generate(latent, labels, training=True), labels))
+        if model.ema_generator is not None:
+            # The weight average follows the updated generator (update t = the new count).
+            step = state["g_optimizer"][self._g_iterations_index]
+            _, after = self._run(state, lambda: model.update_ema(step))
+            state = {**state, "g_ema": after["g_ema"]}
+        return state, logs
 
     def _train_step(self, state, real, labels, latents, alphas):
         """``n_critic`` discriminator updates, then one generator update, as
@@ -292,13 +309,16 @@ class JaxGANTrainer:
 
     def save_weights(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write ``generator.weights.h5`` and ``critic.weights.h5`` (the discriminator's)
-        into ``directory`` (both, or neither if something fails). They load into a
+        into ``directory`` (both, or neither if something fails), and
+        ``generator_ema.weights.h5`` when the model keeps a weight average. They load into a
         TensorFlow-backend model."""
         self.sync_to_model()
         directory = Path(directory)
         with atomic_directory(directory, overwrite=overwrite) as tmp:
             self.model.generator.save_weights(tmp / GENERATOR_WEIGHTS)
             self.model.discriminator.save_weights(tmp / CRITIC_WEIGHTS)
+            if self.model.ema_generator is not None:
+                self.model.ema_generator.save_weights(tmp / EMA_WEIGHTS)
         return directory
 
     def load_weights(self, directory: str | os.PathLike) -> None:
@@ -312,6 +332,11 @@ class JaxGANTrainer:
         try:
             self.model.generator.load_weights(directory / GENERATOR_WEIGHTS)
             self.model.discriminator.load_weights(directory / CRITIC_WEIGHTS)
+            if self.model.ema_generator is not None:
+                if (directory / EMA_WEIGHTS).is_file():
+                    self.model.ema_generator.load_weights(directory / EMA_WEIGHTS)
+                else:   # weights saved without an average: start it from the generator
+                    self.model.reset_ema()
         except ValueError as exc:
             raise DataError(directory, f"weights do not fit this model ({exc})") from None
         self.reload_from_model()

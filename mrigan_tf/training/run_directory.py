@@ -230,7 +230,9 @@ def load_run_model(run_dir: Path, rebuild: Callable[[], keras.Model]):
     A directory that ships only ``generator.weights.h5`` (a published generator, such as
     the package's reference model: a few MB instead of the whole GAN with its critic and
     optimizer state) gives ``rebuild()``'s GAN with those generator weights and an
-    untrained critic: enough to generate, not to resume training.
+    untrained critic: enough to generate, not to resume training. A GAN that keeps a
+    generator weight average (``ema_decay``) publishes the average
+    (``sampling_generator``), and loads it into both its generator and its average.
     """
     model_path = run_dir / MODEL_FILE
     if model_path.is_file():
@@ -251,6 +253,11 @@ def load_run_model(run_dir: Path, rebuild: Callable[[], keras.Model]):
         except Exception as exc:  # truncated, or written by another architecture
             raise DataError(generator_only, f"cannot load the generator weights "
                             f"({type(exc).__name__}: {exc})") from None
+        # A published generator is the one that samples (the weight average, when the run
+        # kept one): a model built with an EMA samples with these weights too.
+        reset_ema = getattr(model, "reset_ema", None)
+        if reset_ema is not None:
+            reset_ema()
         return model, generator_only
     raise DataError(run_dir, "holds neither model.keras nor a backup nor generator weights: "
                     "was training started here?")

@@ -39,6 +39,7 @@ import keras
 from mrigan_tf.data.contract import image_channels, load_dataset
 from mrigan_tf.errors import MriganError
 from mrigan_tf.lazy_tensorflow import tf
+from mrigan_tf.models.cwgan_gp import check_cwgan_options
 from mrigan_tf.models.families import FAMILIES
 from mrigan_tf.models.mixed_precision import POLICIES, dtype_policy
 from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
@@ -87,6 +88,34 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise MriganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        self.check_model_options()
+
+    #: Options of the cWGAN-GP alone (the other families have one loss and no classes).
+    CWGAN_ONLY = ("loss", "conditioning", "acgan_weight")
+
+    def check_model_options(self) -> None:
+        """A one-line error, before any data is read, for an option the model lacks or a
+        combination it refuses (R1 with wgan-gp's penalty, lazy GP without a GP, ...)."""
+        options = self.model_options
+        misplaced = [k for k in self.CWGAN_ONLY if k in options and self.model != "cwgan-gp"]
+        if misplaced:
+            raise MriganError(f"--{misplaced[0].replace('_', '-')} is an option of --model "
+                              f"cwgan-gp, not of {self.model}")
+        for name in ("ema_decay", "r1_weight"):
+            if name in options and not isinstance(options[name], (int, float)):
+                raise MriganError(f"--{name.replace('_', '-')} must be a number, "
+                                  f"got {options[name]!r}")
+        if not 0 <= options.get("ema_decay", 0) < 1:
+            raise MriganError(f"--ema-decay must be in [0, 1) (e.g. 0.999), "
+                              f"got {options['ema_decay']}")
+        if options.get("r1_weight", 0) < 0:
+            raise MriganError(f"--r1-weight must be >= 0, got {options['r1_weight']}")
+        if self.model == "cwgan-gp":
+            keys = ("loss", "conditioning", "r1_weight", "gp_every", "clip_value", "acgan_weight")
+            try:
+                check_cwgan_options(**{k: options[k] for k in keys if k in options})
+            except (TypeError, ValueError) as exc:
+                raise MriganError(f"bad option for model cwgan-gp: {exc}") from None
 
     @property
     def conditional(self) -> bool:
