@@ -28,12 +28,13 @@ demo: $(VENV)/.installed-base
 
 # The import layers first (seconds; pyproject.toml's [tool.importlinter]), then the suite in
 # PYTEST_WORKERS processes (pytest-xdist), each test file whole on one worker so that module
-# fixtures are built once. Much of a test's time is single-threaded (tracing, Python), so two
-# workers pay off even on two cores. PYTEST_WORKERS=0 runs it in one process.
+# fixtures are built once, the notebook runs spread one by one (tests/conftest.py groups
+# them). Much of a test's time is single-threaded (tracing, Python), so two workers pay off
+# even on two cores. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py

@@ -186,3 +186,26 @@ def tiny_cwgan_run(tmp_path_factory, squares_dir) -> Path:
                          model_options=dict(TINY_CWGAN))
     train_gan(config, run, verbose=0)
     return run
+
+
+# ## Parallel runs (`make test`: pytest-xdist, --dist loadgroup)
+
+#: Tests marked ``spread`` are scheduled one by one (each its own group): the notebook smoke
+#: runs, minutes each, would otherwise all land on one worker with the rest of their file.
+SPREAD_MARK = "spread"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"{SPREAD_MARK}: under pytest-xdist, schedule each test "
+                                       "of this function on its own instead of with its file")
+
+
+@pytest.hookimpl(tryfirst=True)   # before pytest-xdist reads the groups off the marks
+def pytest_collection_modifyitems(config, items):
+    """Under ``--dist loadgroup`` a test file runs whole on one worker (its module fixtures
+    are built once), except the tests marked ``spread``, each of which is its own group."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = item.nodeid if item.get_closest_marker(SPREAD_MARK) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -145,6 +145,7 @@ def kernel_name(tmp_path_factory):
 
 
 @pytest.mark.notebook
+@pytest.mark.spread
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_with_smoke_parameters(path, tmp_path, kernel_name):
     import papermill
