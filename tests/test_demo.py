@@ -19,6 +19,7 @@ def short_two_sample_test(monkeypatch):
     monkeypatch.setattr(c2st, "C2ST_STEPS", 40)
 
 
+@pytest.mark.spread          # minutes each: let the two demos run on different workers
 def test_demo_runs_end_to_end_and_says_what_ran(tmp_path):
     out = tmp_path / "demo"
     # A previous demo's outputs are replaced, not appended to nor refused.
@@ -66,6 +67,7 @@ SMALL_EVALUATION = {"max_images": 48, "classifier_steps": 40, "kid_subsets": 4,
                     "diversity_pairs": 16, "lpips_pairs": 8}
 
 
+@pytest.mark.spread
 @pytest.mark.skipif(not is_available(), reason="the shipped reference model is not installed")
 def test_demo_generates_with_the_reference_model_on_its_phantom(tmp_path):
     from mrigan_tf.demo import run_demo
