@@ -236,6 +236,17 @@ def cmd_turing(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mrigan_tf.evaluation.compare import TABLE_MD, run_comparison
+
+    table = run_comparison(args.config, args.out, only=args.only, overwrite=args.overwrite,
+                           progress=not args.quiet)
+    print(f"comparison of {len(table['rows'])} model(s) written to "
+          f"{Path(args.out) / TABLE_MD} (and .csv, .json, samples.png, quality_vs_time.png)"
+          + (f"; not yet evaluated: {', '.join(table['missing'])}" if table["missing"] else ""))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mrigan_tf.demo import STAGES_NOT_YET_AVAILABLE, run_demo
 
@@ -469,6 +480,17 @@ def add_turing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=cmd_turing)
 
 
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="TOML file listing the real dataset, the budget and "
+                                       "the [[model]] entries (see configs/seed_comparison.toml)")
+    parser.add_argument("--out", required=True,
+                        help="output directory; run again with the same command to resume")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run only these models of the config (the table lists every "
+                             "model evaluated so far)")
+    parser.set_defaults(func=cmd_compare)
+
+
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=os.path.join("runs", "demo"),
                         help="output directory (default runs/demo)")
@@ -543,6 +565,15 @@ ABOUT = {
         "not into it: send readers turing.html only. With --score ANSWERS... --key KEY, score "
         "readers: accuracy with its 95% interval, sensitivity, specificity, a binomial test "
         "against chance, and Fleiss' kappa across readers."),
+    "compare": (
+        "train several generators on one budget and compare them in one table",
+        "Train every generator a TOML config lists on the same dataset for the same budget "
+        "(wall-clock minutes or steps), generate a synthetic set from each, evaluate it fully "
+        "(C2ST, FID/KID with the floor, precision/recall, diversity, masks, membership "
+        "inference; TSTR when the config asks), and write comparison.md/.csv/.json, "
+        "samples.png and quality_vs_time.png (C2ST and FID over its floor at snapshots along "
+        "the budget) to --out. Every stage is skipped when its output exists: a killed "
+        "compare resumes with the same command, and every run directory is kept."),
     "demo": (
         "run the main job end to end on the embedded dataset",
         "The pipeline on the embedded phantom dataset: simulate the data, train the "
@@ -580,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_tstr_arguments(command("tstr", "seed", "jit", "overwrite", "quiet"))
     add_turing_arguments(command("turing", "seed", "overwrite",
                                  seed="random seed of the slices and their order (default 0)"))
+    add_compare_arguments(command("compare", "overwrite", "quiet",
+                                  overwrite="redo the selected models from scratch"))
     add_demo_arguments(command("demo", "seed", "jit", "quiet"))
     return parser
 

@@ -7,7 +7,10 @@ the metrics) trains on a synthetic one unchanged. Optional exports: PNG pairs pe
 one NIfTI stack per class, and a ``manifest.csv`` listing every pair.
 
 * Labels: ``n`` per class (``per_class=True``), or ``n`` in total split by ``proportions``
-  (equal by default) with the largest-remainder rule, so the counts add up exactly.
+  (equal by default) with the largest-remainder rule, so the counts add up exactly. An
+  *unconditional* generator trained on image + mask (``--joint``: gan, dcgan, wgan) has no
+  class input: it draws the class mix it learnt, and on a two-class dataset each slice's
+  label is read from its mask (class 0 = empty mask, the contract's convention).
 * Masks: the generator's mask channel is ``2*mask-1`` in [-1, 1]; thresholded at 0.
 * Splits: every synthetic slice is its own "subject"; a ``val_fraction`` of them (default
   10%) forms a validation split for early stopping; there is no synthetic test split: tests
@@ -67,10 +70,13 @@ def generate_pairs(model, labels: np.ndarray, seed: int = 0, batch_size: int = 5
     """
     latent = latent_noise(len(labels), model.latent_dim, seed)
     images, masks = [], []
+    conditional = getattr(model, "CONDITIONAL", False)
     bar = progress_bar(total=len(labels), desc="generating", unit="pair", disable=not progress)
     for start in range(0, len(labels), batch_size):
-        joint = model.sample(latent=latent[start:start + batch_size],
-                             labels=labels[start:start + batch_size], batch_size=batch_size)
+        chunk = latent[start:start + batch_size]
+        joint = (model.sample(latent=chunk, labels=labels[start:start + batch_size],
+                              batch_size=batch_size) if conditional
+                 else model.sample(latent=chunk, batch_size=batch_size))
         images.append(np.clip(joint[..., :-1], -1.0, 1.0).astype(np.float32))
         masks.append((joint[..., -1:] > 0.0).astype(np.uint8))
         bar.update(len(joint))
@@ -82,21 +88,35 @@ def build_synthetic_dataset(model, class_names: Sequence[str], n: int, seed: int
                             proportions: Sequence[float] | None = None, per_class: bool = False,
                             val_fraction: float = 0.1, batch_size: int = 500,
                             progress: bool = True, meta: dict[str, Any] | None = None) -> PreparedDataset:
-    """Generate a synthetic ``PreparedDataset`` with a conditional (image + mask) generator."""
-    if not getattr(model, "CONDITIONAL", False):
-        raise MriganError(f"{type(model).__name__} is not a conditional image+mask generator; "
-                          "synthetic datasets come from a cwgan-gp run")
-    if len(class_names) != model.num_classes:
-        raise MriganError(f"the model has {model.num_classes} classes, the run lists "
-                          f"{len(class_names)}: {list(class_names)}")
+    """Generate a synthetic ``PreparedDataset`` with an image + mask generator: a conditional
+    one (cwgan-gp), or an unconditional one trained jointly on image + mask, whose labels are
+    read from its masks (two classes only; see the module docstring)."""
     if not 0.0 <= val_fraction < 1.0:
         raise MriganError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    counts = class_counts(n, model.num_classes, proportions, per_class)
     rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.repeat(np.arange(model.num_classes), counts)).astype(np.int32)
+    if getattr(model, "CONDITIONAL", False):
+        if len(class_names) != model.num_classes:
+            raise MriganError(f"the model has {model.num_classes} classes, the run lists "
+                              f"{len(class_names)}: {list(class_names)}")
+        counts = class_counts(n, model.num_classes, proportions, per_class)
+        labels = rng.permutation(np.repeat(np.arange(model.num_classes), counts)).astype(np.int32)
+    else:
+        if len(class_names) != 2:
+            raise MriganError(f"{type(model).__name__} is unconditional: its slices' classes are "
+                              f"read from their masks, which needs two classes (empty mask, "
+                              f"lesion), not {len(class_names)}; use a cwgan-gp run")
+        if proportions is not None or per_class:
+            raise MriganError(f"{type(model).__name__} is unconditional: it draws the class "
+                              "mix it learnt; --proportions and --per-class need a cwgan-gp run")
+        class_counts(n, 2)   # refuses n < 1
+        counts = None
+        labels = np.zeros(n, np.int32)   # placeholders: set from the masks below
     images, masks = generate_pairs(model, labels, seed=seed, batch_size=batch_size,
                                    progress=progress)
     total = len(labels)
+    if counts is None:
+        labels = (masks.reshape(total, -1).max(axis=1) > 0).astype(np.int32)
+        counts = np.bincount(labels, minlength=2)
     split = np.full(total, "train", dtype="<U5")
     split[rng.permutation(total)[:int(round(val_fraction * total))]] = "val"
     area = masks.reshape(total, -1).sum(axis=1)
@@ -118,6 +138,7 @@ def build_synthetic_dataset(model, class_names: Sequence[str], n: int, seed: int
         "generation": {"n": int(n), "per_class": bool(per_class),
                        "proportions": None if proportions is None else [float(p) for p in proportions],
                        "requested_counts": {name: int(c) for name, c in zip(class_names, counts)},
+                       "labels_from_masks": not getattr(model, "CONDITIONAL", False),
                        "val_fraction": float(val_fraction), "mask_threshold": 0.0,
                        "batch_size": int(batch_size)},
         # A generator can disagree with its own class (a blob on a "healthy" slice); we keep
@@ -201,6 +222,10 @@ def write_synthetic_dataset(run_dir: str | os.PathLike, out_dir: str | os.PathLi
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise MriganError(f"{out_dir}: output already exists; choose another --out or pass --overwrite")
     model, saved, checkpoint = load_run(run_dir)
+    if not getattr(model, "CONDITIONAL", False) and not saved["train"].get("joint"):
+        raise MriganError(f"{run_dir}: this {saved['train']['model']} run generates images "
+                          "without masks; train it with --joint (image + mask) to make a "
+                          "labelled synthetic dataset")
     ds = build_synthetic_dataset(
         model, saved["class_names"], n, seed=seed, proportions=proportions, per_class=per_class,
         val_fraction=val_fraction, batch_size=batch_size, progress=progress,
