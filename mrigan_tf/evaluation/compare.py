@@ -62,9 +62,12 @@ a killed ``compare`` started again with the same command continues where it stop
 
 ## The budget, and quality against training time
 
-Under a time budget, ``clock.json`` counts each model's training seconds (epochs only, not
-the snapshots) across resumptions, and training stops after the first epoch that ends past
-the budget: all models get the same wall-clock, so a slow-per-step model pays for it. With
+Under a time budget, ``clock.json`` counts each model's training seconds across
+resumptions: the time its epochs spend in train steps, not the backup, sample grid, loss plot
+and snapshot written after each epoch (bookkeeping that would cost a fast-stepping model a
+larger share of its budget). Training stops after the first epoch that ends past the budget:
+all models get the same time, so a slow-per-step model pays for it. The wall-clock of a
+model's training is a little longer than its budget. With
 ``steps`` instead, every model takes the same number of generator steps.
 
 The snapshots give the quality-against-time curve its points. At the end of the first epoch
@@ -316,7 +319,7 @@ class BudgetSnapshots(keras.callbacks.Callback):
         self.budget_seconds, self.budget_steps = seconds, steps
         self.proportions = proportions
         self.clock = {"seconds": 0.0}
-        self._epoch_start = None
+        self._epoch_start = self._last_step = None
 
     def on_train_begin(self, logs=None):
         path = self.directory / CLOCK_FILE
@@ -324,7 +327,10 @@ class BudgetSnapshots(keras.callbacks.Callback):
             self.clock = json.loads(path.read_text())
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = self._last_step = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_step = time.perf_counter()
 
     def _generator_steps(self) -> int:
         return int(self.model.g_optimizer.iterations.numpy())
@@ -335,7 +341,8 @@ class BudgetSnapshots(keras.callbacks.Callback):
         return self._generator_steps() / self.budget_steps
 
     def on_epoch_end(self, epoch, logs=None):
-        self.clock["seconds"] += time.perf_counter() - self._epoch_start
+        # The epoch's steps, not the backup, sample grid and plot written after them.
+        self.clock["seconds"] += self._last_step - self._epoch_start
         _write_json(self.directory / CLOCK_FILE, self.clock)
         progress = self._progress()
         for k in range(1, self.checkpoints):
@@ -360,7 +367,7 @@ class BudgetSnapshots(keras.callbacks.Callback):
             meta={"modality": self.real.meta.get("modality", "synthetic"),
                   "channels": self.real.meta.get("channels"),
                   "snapshot": {"fraction": k / self.checkpoints,
-                               "training_seconds": round(self.clock["seconds"], 1),
+                               "training_seconds": round(self.clock["seconds"], 2),
                                "generator_steps": self._generator_steps()}})
         validate_dataset(ds, target)
         with atomic_directory(target) as tmp:
@@ -548,7 +555,7 @@ def model_row(name: str, config: CompareConfig, out: Path) -> dict[str, Any]:
     row: dict[str, Any] = {
         "model": name, "family": train.model,
         "options": ", ".join(f"{k}={v}" for k, v in sorted(train.model_options.items())),
-        "training_seconds": (round(json.loads(clock.read_text())["seconds"], 1)
+        "training_seconds": (round(json.loads(clock.read_text())["seconds"], 2)
                              if clock.is_file() else summary.get("seconds")),
         "generator_steps": summary.get("generator_steps")}
     c2st = report.get("c2st", {})
