@@ -147,6 +147,32 @@ def test_real_vs_real_floor_is_at_chance():
     assert 2 + 4 <= result.heldout_subjects <= 6 + 4   # 4 held-out subjects on each side
 
 
+def test_floor_is_computed_once_per_dataset_and_setting(monkeypatch):
+    calls = []
+
+    def counting(train, heldout, seed, channels, surest):
+        calls.append((len(train), seed, channels))
+        return ("floor", len(calls))
+
+    monkeypatch.setattr(c2st, "classifier_two_sample_test", counting)
+    monkeypatch.setattr(c2st, "_FLOOR_CACHE", {})
+    images, masks = _blobs(48, seed=5)
+    subjects = [f"s{i // 8}" for i in range(48)]
+    split = ["train" if i < 32 else "test" for i in range(48)]
+    data = _dataset(images, masks, subjects, split)
+    first = real_vs_real_floor(data, seed=0)
+    assert real_vs_real_floor(data, seed=0) is first and len(calls) == 1
+    # Another seed, other channels, other slices, another budget: each a new floor.
+    real_vs_real_floor(data, seed=1)
+    real_vs_real_floor(data, seed=0, channels="image+mask")
+    changed = _dataset(images.copy(), masks, subjects, split)
+    changed.images[0, 0, 0, 0] += 0.5
+    real_vs_real_floor(changed, seed=0)
+    monkeypatch.setattr(c2st, "C2ST_STEPS", c2st.C2ST_STEPS + 1)
+    real_vs_real_floor(data, seed=0)
+    assert len(calls) == 5
+
+
 def test_clopper_pearson_matches_scipy_and_closed_forms():
     for k, n in [(7, 20), (450, 600), (1, 3)]:
         expected = scipy.stats.binomtest(k, n).proportion_ci(0.95, method="exact")

@@ -105,6 +105,8 @@ Arrays of shape (N, H, W, C) in [-1, 1] are used as given.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 
 import keras
@@ -419,6 +421,27 @@ def c2st_settings() -> dict:
             "augmentation": None}
 
 
+#: Floors already computed in this process, by ``_floor_key``: evaluating several generators
+#: against one real dataset (``mrigan-tf compare``, a notebook's loop) trains each floor once.
+_FLOOR_CACHE: dict[str, TwoSampleTestResult] = {}
+_FLOOR_CACHE_SIZE = 8
+
+
+def _floor_key(dataset: PreparedDataset, seed: int, channels: str,
+               heldout_splits: Sequence[str], surest: int) -> str:
+    """A digest of everything the floor depends on: the slices, masks, labels, subjects and
+    splits, the arguments, and the classifier's settings (a changed budget is a new floor)."""
+    digest = hashlib.sha256()
+    for array in (dataset.images, dataset.masks, dataset.labels, dataset.subjects,
+                  dataset.split):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    digest.update(json.dumps([seed, channels, list(heldout_splits), surest, c2st_settings()],
+                             sort_keys=True).encode())
+    return digest.hexdigest()
+
+
 def real_vs_real_floor(dataset: PreparedDataset, seed: int = 0, channels: str = "image",
                        heldout_splits: Sequence[str] = FLOOR_HELDOUT_SPLITS,
                        surest: int = 16) -> TwoSampleTestResult:
@@ -426,11 +449,23 @@ def real_vs_real_floor(dataset: PreparedDataset, seed: int = 0, channels: str = 
 
     In the result, "real" is the train split and "synthetic" the held-out subjects; both
     sides are split into halves by subject. An accuracy at 1/2 within the interval is what
-    a generator as good as a new real subject would score.
+    a generator as good as a new real subject would score. The test is deterministic for
+    its inputs, so a floor is computed once per process and reused (``_FLOOR_CACHE``).
     """
     if not isinstance(dataset, PreparedDataset):
         raise ValueError(f"the real-vs-real floor needs a PreparedDataset (it splits by subject "
                          f"and split), got {type(dataset).__name__}")
+    key = _floor_key(dataset, seed, channels, heldout_splits, surest)
+    if key not in _FLOOR_CACHE:
+        if len(_FLOOR_CACHE) >= _FLOOR_CACHE_SIZE:
+            _FLOOR_CACHE.pop(next(iter(_FLOOR_CACHE)))      # the oldest
+        _FLOOR_CACHE[key] = _real_vs_real_floor(dataset, seed, channels, heldout_splits,
+                                                surest)
+    return _FLOOR_CACHE[key]
+
+
+def _real_vs_real_floor(dataset: PreparedDataset, seed: int, channels: str,
+                        heldout_splits: Sequence[str], surest: int) -> TwoSampleTestResult:
     train = dataset.select("train")
     heldout_mask = np.isin(dataset.split, list(heldout_splits))
     heldout = PreparedDataset(dataset.images[heldout_mask], dataset.masks[heldout_mask],
