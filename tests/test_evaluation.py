@@ -146,6 +146,9 @@ def test_two_sample_test_sees_noise_and_reports_its_floor(sets):
         assert noised[tag]["accuracy"] > good[tag]["accuracy"]
         assert good["floor_" + tag] == noised["floor_" + tag]          # the same real data
         assert good["floor_" + tag]["accuracy"] < noised[tag]["accuracy"]
+        for block in (good[tag], good["floor_" + tag]):
+            assert block["subject_ci_low"] <= block["accuracy"] <= block["subject_ci_high"]
+            assert block["heldout_subjects"] >= 2
 
 
 def test_report_opens_with_the_verdict_table(sets):

@@ -222,7 +222,10 @@ def _c2st_result(result) -> dict:
     return {"accuracy": result.accuracy, "ci_low": result.ci_low, "ci_high": result.ci_high,
             "p_value": result.p_value, "heldout": result.heldout,
             "real_accuracy": result.real_accuracy,
-            "synthetic_accuracy": result.synthetic_accuracy}
+            "synthetic_accuracy": result.synthetic_accuracy,
+            # Slices of one subject are not independent: the interval that resamples subjects.
+            "subject_ci_low": result.subject_ci_low, "subject_ci_high": result.subject_ci_high,
+            "heldout_subjects": result.heldout_subjects}
 
 
 def _c2st(real: PreparedDataset, synthetic: PreparedDataset, seed: int) -> tuple[dict, dict]:
