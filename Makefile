@@ -34,7 +34,7 @@ demo: $(VENV)/.installed-base
 PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py
