@@ -530,12 +530,14 @@ ABOUT = {
         "at the end, model.keras. After an interruption, the same command with --resume "
         "continues from the last finished epoch. The GAN options and the U-Net options below "
         "each apply to their own kind of model; given with the other kind, they are refused. "
-        "With KERAS_BACKEND=jax (no TensorFlow needed) the cwgan-gp trains with the "
-        "jit-compiled JAX step into the same run directory; --strategy, --mixed-precision, "
-        "--steps-per-execution and the other GANs are TensorFlow-only."),
+        "With KERAS_BACKEND=jax (no TensorFlow needed) every GAN trains with the "
+        "jit-compiled JAX step into the same run directory; --strategy, --mixed-precision "
+        "and --steps-per-execution are TensorFlow-only."),
     "generate": (
-        "generate a synthetic image+mask dataset from a trained cwgan-gp run",
-        "Draw N (image, mask) pairs from the conditional generator of a run and write them as "
+        "generate a synthetic image+mask dataset from a trained GAN run",
+        "Draw N (image, mask) pairs from the generator of a run (the cwgan-gp's conditional "
+        "one, or a gan/dcgan/wgan trained on image + mask, whose slices are labelled by their "
+        "masks) and write them as "
         "a dataset directory in the same contract as real data (so the U-Net and the metrics "
         "use it unchanged), optionally with PNG pairs, NIfTI stacks and manifest.csv. Same "
         "run and seed: identical dataset.npz."),
