@@ -33,6 +33,9 @@ def write_config(path: Path, data: Path, budget: str = "steps = 4\ncheckpoints =
     return path
 
 
+#: One tiny vanilla GAN, the model of the training-clock tests.
+TINY_GAN = ('[[model]]\nname = "gan"\nmodel = "gan"\n'
+            'model_options = { latent_dim = 8, generator_units = [8], discriminator_units = [8] }\n')
 TINY_TSTR = '[tstr]\nfractions = [1.0]\nseeds = [0, 1]\nmax_steps = 20\n'
 
 
@@ -193,9 +196,7 @@ def test_a_time_budget_stops_training_and_keeps_its_clock(tmp_path, squares_dir)
     config = compare.load_compare_config(write_config(
         tmp_path / "time.toml", squares_dir,
         budget="minutes = 0.0001\nmax_steps = 50\ncheckpoints = 2\nsnapshot_pairs = 8",
-        models='[[model]]\nname = "gan"\nmodel = "gan"\n'
-               'model_options = { latent_dim = 8, generator_units = [8], '
-               'discriminator_units = [8] }\n'))
+        models=TINY_GAN))
     real = load_dataset(squares_dir)
     compare.train_model(config, "gan", tmp_path, real, progress=False)
     summary = json.loads((tmp_path / "runs" / "gan" / "training_summary.json").read_text())
@@ -219,9 +220,7 @@ def test_a_run_killed_mid_training_resumes_with_its_clock(tmp_path, squares_dir,
     config = compare.load_compare_config(write_config(
         tmp_path / "steps.toml", squares_dir,
         budget="steps = 4\ncheckpoints = 2\nsnapshot_pairs = 8",
-        models='[[model]]\nname = "gan"\nmodel = "gan"\n'
-               'model_options = { latent_dim = 8, generator_units = [8], '
-               'discriminator_units = [8] }\n'))
+        models=TINY_GAN))
     real = load_dataset(squares_dir)
     finish_epoch = compare.BudgetSnapshots.on_epoch_end
 
