@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test bench venv clean reference
+.PHONY: demo test bench venv clean reference docs
 
 $(VENV)/.created:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mrigan-tf needs Python >= 3.11; found " + sys.version.split()[0] + ". Run: make PYTHON=python3.12 ...")'
@@ -38,6 +38,19 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py
+
+# Every notebook executed at the cpu profile (Papermill), in order and in one working
+# directory so that 03 and 04 reuse 02's and 03's runs; its HTML with outputs goes to
+# docs/notebooks/NAME.html and its wall-clock, with the load average, to
+# docs/notebooks/timings.json. One or some: make docs NOTEBOOKS="02_vanilla_gan 03_dcgan";
+# from one on: make docs FROM=04_wgan.
+NOTEBOOKS ?=
+FROM ?=
+DOCS_PROFILE ?= cpu
+DOCS_RUNS ?= runs/docs
+docs: $(VENV)/.installed-dev
+	$(PY) docs/build_notebooks.py --profile $(DOCS_PROFILE) --workdir $(DOCS_RUNS) \
+		$(if $(FROM),--from $(FROM)) $(NOTEBOOKS)
 
 # The reference model shipped in mrigan_tf/reference/phantom64 (its README.md has the
 # figures): the demo's phantom, a long training run (about 100 minutes on 2 CPU cores; add

@@ -25,6 +25,7 @@ from mrigan_tf.data.phantom import PhantomConfig, write_phantom
 from mrigan_tf.lazy_tensorflow import tf
 from mrigan_tf.metrics.frechet import frechet_distance_from_features
 from mrigan_tf.metrics.kid import kernel_inception_distance
+from mrigan_tf.metrics.ssim import pairwise_ms_ssim
 from mrigan_tf.models.losses import gradient_penalty, interpolate, wasserstein_critic_loss
 from mrigan_tf.reference import is_available, matches_dataset, reference_dir
 from mrigan_tf.training.run_directory import (CONFIG_FILE, SUMMARY_FILE, history_columns,
@@ -166,6 +167,21 @@ class FixedNoiseSnapshots(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.frames.append(self.model.sample(latent=self.latent))
+
+
+def snapshot_diversity(frames: Sequence[np.ndarray], max_pairs: int = 300,
+                       seed: int = 0) -> dict[str, np.ndarray]:
+    """Per epoch of ``FixedNoiseSnapshots.frames``: the samples' mean pairwise MS-SSIM
+    (``ms_ssim``, epochs 1..E; higher = less diverse, a collapsing generator climbs) and their
+    drift, mean $|G_t(z) - G_{t-1}(z)|$ over the fixed noise (``drift``, epochs 2..E; a
+    generator that keeps jumping between modes never settles). ``epochs`` and
+    ``drift_epochs`` number them from 1."""
+    frames = np.asarray(frames)
+    similarity = [pairwise_ms_ssim(f, max_pairs=max_pairs, seed=seed)["mean"] for f in frames]
+    drift = (np.abs(np.diff(frames, axis=0)).mean(axis=tuple(range(1, frames.ndim)))
+             if len(frames) > 1 else np.zeros(0))
+    return {"epochs": np.arange(1, len(frames) + 1), "ms_ssim": np.asarray(similarity, float),
+            "drift_epochs": np.arange(2, len(frames) + 1), "drift": drift}
 
 
 # ## Notebook 04: weight clipping, measured

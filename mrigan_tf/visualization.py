@@ -178,6 +178,38 @@ def plot_history_comparison(histories: dict[str, dict[str, list[float]]],
     return fig
 
 
+def plot_diversity_and_drift(curves: dict[str, dict[str, np.ndarray]],
+                             real_ms_ssim: float | None = None):
+    """Two panels over training, one colour per run: the samples' pairwise MS-SSIM (beside
+    the real slices' own, dotted) and their drift from one epoch to the next. ``curves`` maps
+    a run's name to ``experiments.snapshot_diversity`` of its fixed-noise frames."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    for i, (name, c) in enumerate(curves.items()):
+        axes[0].plot(c["epochs"], c["ms_ssim"], color=f"C{i}", label=name)
+        axes[1].plot(c["drift_epochs"], c["drift"], color=f"C{i}", label=name)
+    if real_ms_ssim is not None:
+        axes[0].axhline(real_ms_ssim, color="k", lw=0.8, ls=":", label="real training slices")
+    axes[0].set_title("pairwise MS-SSIM of samples (higher = less diverse)")
+    axes[1].set_title("drift: mean |G_t(z) - G_t-1(z)| per epoch")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_nearest_real(fake: np.ndarray, reference: np.ndarray, correlations: np.ndarray,
+                      nearest: np.ndarray, suptitle: str | None = None):
+    """Generated slices (top row) above their nearest real slices (``nearest`` indexes
+    ``reference``; ``correlations`` their Pearson r, e.g. from
+    ``metrics.nearest_neighbour.nearest_neighbour_correlation``)."""
+    fake = np.asarray(fake)
+    pairs = np.concatenate([fake, np.asarray(reference)[np.asarray(nearest)]])
+    titles = ["generated"] * len(fake) + [f"nearest real, r={r:.2f}" for r in correlations]
+    return plot_slice_grid(pairs, titles=titles, ncols=len(fake), suptitle=suptitle)
+
+
 QUALITY_COLUMNS = (("ms_ssim", "MS-SSIM", "8.3f"), ("nn_corr", "NN corr", "8.2f"),
                    ("coverage", "coverage", "9.2f"), ("pixel_w1", "pixel W1", "9.3f"))
 
