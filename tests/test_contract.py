@@ -13,6 +13,7 @@ from conftest import TINY_SIZE, build_tiny_dataset
 from mrigan_tf.atomic import atomic_directory, atomic_file
 from mrigan_tf.data.contract import (ARRAYS_FILE, META_FILE, PreparedDataset, load_dataset,
                                      save_dataset, validate_dataset, write_npz_deterministic)
+from mrigan_tf.data.layout import layout_meta, mask_from_layout
 from mrigan_tf.errors import DataError
 
 ARRAYS = ("images", "masks", "labels", "subjects", "split")
@@ -244,6 +245,65 @@ def test_load_npz_violating_contract_names_npz(tiny_dataset_dir, tiny_dataset):
     arrays["images"] = arrays["images"] * 2.0
     write_npz_deterministic(npz, arrays)
     _load_fails(tiny_dataset_dir, "[-1, 1]", names=npz)
+
+
+# --- layouts: the optional label map beside the masks --------------------------------------
+
+def _with_layout(ds: PreparedDataset) -> PreparedDataset:
+    """``ds`` with a background / brain / lesion layout whose lesion class is its mask."""
+    layout = np.ones_like(ds.masks)
+    layout[:, 0] = 0                       # the background row
+    layout[ds.masks == 1] = 2
+    meta = {**ds.meta, **layout_meta(["background", "brain", "lesion"], [2])}
+    return _replace(ds, layout=layout, meta=meta)
+
+
+def test_layout_round_trip_and_select(tmp_path, tiny_dataset):
+    ds = _with_layout(tiny_dataset)
+    loaded = load_dataset(save_dataset(ds, tmp_path / "ds"))
+    np.testing.assert_array_equal(loaded.layout, ds.layout)
+    assert loaded.layout.dtype == np.uint8
+    assert loaded.layout_classes == ["background", "brain", "lesion"]
+    assert loaded.layout_mask_classes == [2]
+    np.testing.assert_array_equal(mask_from_layout(loaded.layout, [2]), loaded.masks)
+    tumor = loaded.select("train", label=1)
+    np.testing.assert_array_equal(tumor.layout, ds.layout[(ds.split == "train") & (ds.labels == 1)])
+    # Without layouts, a dataset stays valid and says it has none.
+    plain = load_dataset(save_dataset(tiny_dataset, tmp_path / "plain"))
+    assert plain.layout is None and plain.layout_classes == [] and plain.select("val").layout is None
+
+
+def _layout_changed(ds, layout=None, **meta):
+    return _replace(ds, layout=ds.layout if layout is None else layout, meta={**ds.meta, **meta})
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda d: _layout_changed(d, d.layout.astype(np.int32)), ["layout must be uint8", "int32"]),
+    (lambda d: _layout_changed(d, d.layout[:, :8]), ["(18, 16, 16, 1)", "(18, 8, 16, 1)"]),
+    (lambda d: _layout_changed(d, np.where(d.layout == 1, 7, d.layout).astype(np.uint8)),
+     ["layout values [7]", "3 layout classes"]),
+    (lambda d: _layout_changed(d, np.where(d.masks == 1, 1, d.layout).astype(np.uint8)),
+     ["masks differ from the mask classes ['lesion']", "derivable"]),
+    (lambda d: _layout_changed(d, layout_classes=None), ["layout_classes"]),
+    (lambda d: _layout_changed(d, layout_classes=["background"]), ["layout_classes"]),
+    (lambda d: _layout_changed(d, layout_mask_classes=[0]), ["layout_mask_classes", "1..2"]),
+    (lambda d: _layout_changed(d, layout_mask_classes=[3]), ["layout_mask_classes"]),
+    (lambda d: _layout_changed(d, layout_mask_classes="lesion"), ["layout_mask_classes"]),
+])
+def test_validate_rejects_bad_layouts(tiny_dataset, make, words):
+    _bad(make(_with_layout(tiny_dataset)), words)
+
+
+def test_a_mask_that_differs_from_its_layout_names_the_npz(tiny_dataset_dir, tiny_dataset):
+    ds = _with_layout(tiny_dataset)
+    save_dataset(ds, tiny_dataset_dir, overwrite=True)
+    npz = tiny_dataset_dir / ARRAYS_FILE
+    arrays = {k: getattr(ds, k) for k in (*ARRAYS, "layout")}
+    arrays["layout"] = arrays["layout"].copy()
+    arrays["layout"][4, 5, 5, 0] = 2 - arrays["layout"][4, 5, 5, 0] // 2 * 1   # brain <-> lesion
+    write_npz_deterministic(npz, arrays)
+    msg = _load_fails(tiny_dataset_dir, "at 1 pixels (first in slice 4)", names=npz)
+    assert "derivable from the layout" in msg
 
 
 @pytest.mark.parametrize("text,words", [

@@ -84,6 +84,40 @@ def test_subjects_share_anatomy_but_differ(phantom):
         assert 0.6 < r < 0.995, r
 
 
+def test_images_and_masks_are_those_the_reference_model_was_trained_on(phantom):
+    # Figures of this seed's images and masks as they were before layouts were added
+    # (commit b732651): the layout is read off the simulation, it draws nothing at random.
+    assert (len(phantom), int(phantom.masks.sum()), int(phantom.labels.sum())) == (190, 2362, 55)
+    images = phantom.images.astype(np.float64)
+    assert images.sum() == pytest.approx(-99080.21133970129, rel=1e-9)
+    assert np.square(images).sum() == pytest.approx(126201.28661267924, rel=1e-9)
+
+
+def test_layout_holds_the_tissues_and_the_tumor_parts(phantom):
+    assert phantom.layout_classes == ["background", "CSF", "grey matter", "white matter",
+                                      "edema", "enhancing rim", "necrotic core"]
+    assert phantom.layout_mask_classes == [4, 5, 6]
+    layout = phantom.layout[..., 0]
+    assert layout.shape == phantom.masks.shape[:3] and phantom.layout.dtype == np.uint8
+    # The mask is exactly the tumor classes of the layout (load_dataset checked it too).
+    np.testing.assert_array_equal(np.isin(layout, [4, 5, 6]), phantom.masks[..., 0] == 1)
+    # Background where the image is background (up to the resize's blur at the brain's edge),
+    # brain tissue where it is brain.
+    images = phantom.images[..., 0]
+    assert images[layout == 0].mean() < -0.95
+    assert np.all(images[layout > 0] > -1.0)
+    # On this T1: CSF < grey < white matter < enhancing rim, necrosis darker than grey matter.
+    background, csf, grey, white, _, rim, necrosis = (images[layout == k].mean() for k in range(7))
+    assert background < csf < grey < white < rim and necrosis < grey
+    # A healthy slice shows no tumor part; every tumor slice shows edema.
+    tumor_parts = [np.isin(layout[i], [4, 5, 6]).any() for i in range(len(phantom))]
+    np.testing.assert_array_equal(tumor_parts, phantom.labels == 1)
+    assert all((layout[i] == 4).any() for i in np.flatnonzero(phantom.labels == 1))
+    # Tumor parts never show alone: a slice with a necrotic core shows the rim or edema too.
+    for i in np.flatnonzero((layout == 6).reshape(len(layout), -1).any(axis=1)):
+        assert np.isin(layout[i], [4, 5]).any(), i
+
+
 def test_same_seed_gives_byte_identical_arrays_with_any_worker_count(phantom_dir, tmp_path):
     again = tmp_path / "again"
     assert main(["phantom", "--out", str(again), "--subjects", str(SUBJECTS), "--size", str(SIZE),

@@ -116,6 +116,25 @@ def test_masks_follow_the_lesion(prepared2021, brats2021):
     assert np.all(tumor.images[tumor.masks == 1] > -1.0)
 
 
+def test_layout_holds_the_tumor_parts_and_the_mask_is_the_region(prepared2021, brats2021):
+    _, ds = prepared2021
+    assert ds.layout_classes == ["background", "brain", "edema", "enhancing", "necrosis"]
+    assert ds.layout_mask_classes == [2, 3, 4]          # whole tumor
+    np.testing.assert_array_equal(np.isin(ds.layout, [2, 3, 4]), ds.masks == 1)
+    assert set(np.unique(ds.layout).tolist()) == {0, 1, 2, 3, 4}
+    # Brain where the image shows brain (not background), background where it does not.
+    assert np.all(ds.images[ds.layout == 1] > -1.0)
+    assert ds.images[ds.layout == 0].mean() < -0.9
+    # The tumor core's layout is the same, its mask classes are enhancing and necrosis only.
+    reader = BratsReader(region="tumor_core")
+    inventory = reader.discover(brats2021)
+    assert inventory.meta["layout_mask_classes"] == [3, 4]
+    subject = next(s for s in inventory.subjects if s.id == "BraTS2021_00000")
+    slices = reader.read_subject(subject, SlicingParams(size=SIZE, min_lesion_pixels=1))
+    np.testing.assert_array_equal(np.isin(slices.layouts, [3, 4]), slices.masks == 1)
+    assert (slices.layouts == 2).any()
+
+
 def test_regions_are_nested(brats2021):
     reader = {r: BratsReader(region=r) for r in ("whole_tumor", "tumor_core", "enhancing_tumor")}
     subject = next(s for s in reader["whole_tumor"].discover(brats2021).subjects

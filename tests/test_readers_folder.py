@@ -71,6 +71,11 @@ def test_classes_masks_and_shapes(kaggle, tmp_path):
     assert rows.mean() < SIZE / 2 and cols.mean() < SIZE / 2
     assert tumor.images[tumor.masks == 1].mean() > tumor.images[tumor.masks == 0].mean() + 0.5
     assert ds.images.min() == -1.0 and ds.images.max() <= 1.0
+    # Layout: background / brain (the image's foreground) / lesion, the lesion its mask.
+    assert ds.layout_classes == ["background", "brain", "lesion"] and ds.layout_mask_classes == [2]
+    np.testing.assert_array_equal(ds.layout == 2, ds.masks == 1)
+    assert (ds.layout == 1).any() and (ds.layout == 0).any()
+    assert ds.images[ds.layout == 1].mean() > ds.images[ds.layout == 0].mean()
 
 
 def test_class_order_and_subject_pattern(kaggle, tmp_path):

@@ -77,8 +77,11 @@ def test_classes_from_cdr_and_exclusions(oasis, tmp_path):
     excluded = {e["subject"]: e["reason"] for e in report.excluded}
     assert "no CDR" in excluded["OAS1_0005_MR1"] and "repeat scan" in excluded["OAS1_0001_MR2"]
     assert ds.meta["excluded_subjects"] == report.excluded
-    # No lesion: masks are empty and meta says so.
+    # No lesion: masks are empty and meta says so; the layout is background / brain.
     assert ds.masks.max() == 0 and ds.meta["has_masks"] is False
+    assert ds.layout_classes == ["background", "brain"] and ds.layout_mask_classes == []
+    assert set(np.unique(ds.layout).tolist()) == {0, 1}
+    assert np.all(ds.images[ds.layout == 1] > -1.0)
     # Class balance: 3 healthy and 3 dementia subjects, equal slices per subject.
     per_class = [int((ds.labels == k).sum()) for k in (0, 1)]
     assert per_class[0] == per_class[1] > 0
@@ -102,6 +105,8 @@ def test_missing_cdr_as_healthy_and_tissue_masks(oasis, tmp_path):
     assert ds.masks.sum() > 0
     assert np.all(ds.images[ds.masks == 1] > -1.0)
     assert set(ds.labels.tolist()) == {0, 1}   # the class, not "mask shown"
+    assert ds.layout_classes == ["background", "brain", "wm"] and ds.layout_mask_classes == [2]
+    np.testing.assert_array_equal(ds.layout == 2, ds.masks == 1)
 
 
 def test_missing_cdr_healthy_includes_the_unrated_session(oasis, tmp_path):

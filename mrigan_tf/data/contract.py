@@ -4,7 +4,10 @@ A dataset is a directory holding
 
 * ``dataset.npz``: ``images`` float32 (N, H, W, 1) in [-1, 1]; ``masks`` uint8 (N, H, W, 1)
   in {0, 1}; ``labels`` int32 (N,); ``subjects`` str (N,); ``split`` str (N,) in
-  {train, val, test}. Splits are by subject: no subject appears in two splits.
+  {train, val, test}. Splits are by subject: no subject appears in two splits. Optional:
+  ``layout`` uint8 (N, H, W, 1), a label map (tissue and tumor classes) whose mask classes
+  are exactly ``masks`` (``mrigan_tf.data.layout``; its classes named in ``meta.json``'s
+  ``layout_classes``, the mask classes in ``layout_mask_classes``).
 * ``meta.json``: class names, image size, source, modality, preprocessing parameters,
   seed, package version (and, for synthetic sets, the model and generation settings).
 
@@ -27,12 +30,16 @@ from typing import Any
 import numpy as np
 
 from mrigan_tf.atomic import atomic_directory
+from mrigan_tf.data.layout import layout_problem
 from mrigan_tf.errors import DataError
 
 ARRAYS_FILE = "dataset.npz"
 META_FILE = "meta.json"
 SPLITS = ("train", "val", "test")
 REQUIRED_META = ("class_names", "image_size", "source", "modality")
+ARRAY_NAMES = ("images", "masks", "labels", "subjects", "split")
+#: Arrays a dataset may hold beside the required ones.
+OPTIONAL_ARRAYS = ("layout",)
 
 # A fixed timestamp for every member of the npz zip: numpy's own savez stamps the current
 # time, which would make two runs with the same seed differ byte for byte.
@@ -49,6 +56,8 @@ class PreparedDataset:
     subjects: np.ndarray
     split: np.ndarray
     meta: dict[str, Any]
+    #: uint8 (N, H, W, 1) label map, or None (a dataset without layouts).
+    layout: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -65,6 +74,16 @@ class PreparedDataset:
     def image_size(self) -> int:
         return int(self.meta["image_size"])
 
+    @property
+    def layout_classes(self) -> list[str]:
+        """Names of the layout's classes (empty without layouts)."""
+        return list(self.meta.get("layout_classes") or []) if self.layout is not None else []
+
+    @property
+    def layout_mask_classes(self) -> list[int]:
+        """The layout classes whose union is the mask (the tumor classes)."""
+        return list(self.meta.get("layout_mask_classes") or []) if self.layout is not None else []
+
     def joint(self) -> np.ndarray:
         """The GAN's joint input ``concat([image, 2*mask-1], -1)``, shape (N, H, W, C + 1)."""
         return np.concatenate([self.images, 2.0 * self.masks.astype(np.float32) - 1.0], axis=-1)
@@ -79,7 +98,8 @@ class PreparedDataset:
         if label is not None:
             keep &= self.labels == label
         return PreparedDataset(self.images[keep], self.masks[keep], self.labels[keep],
-                               self.subjects[keep], self.split[keep], dict(self.meta))
+                               self.subjects[keep], self.split[keep], dict(self.meta),
+                               None if self.layout is None else self.layout[keep])
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Slice counts per split and class, e.g. ``{"train": {"healthy": 120, ...}}``."""
@@ -171,6 +191,10 @@ def validate_dataset(ds: PreparedDataset, path: str | os.PathLike | None = None)
             fail(f"subject {subject!r} appears in both {owners[subject]!r} and {split!r} "
                  "splits; splits must be by subject, never by slice")
         owners[subject] = split
+    if ds.layout is not None:
+        problem = layout_problem(ds.layout, ds.masks, ds.meta)
+        if problem:
+            fail(problem)
 
 
 def save_dataset(ds: PreparedDataset, out_dir: str | os.PathLike, overwrite: bool = False,
@@ -194,10 +218,9 @@ def write_dataset_files(ds: PreparedDataset, directory: Path) -> None:
 
     Not atomic by itself: callers write into an ``atomic_directory``.
     """
-    write_npz_deterministic(directory / ARRAYS_FILE, {
-        "images": ds.images, "masks": ds.masks, "labels": ds.labels,
-        "subjects": ds.subjects, "split": ds.split,
-    })
+    arrays = {name: getattr(ds, name) for name in ARRAY_NAMES + OPTIONAL_ARRAYS
+              if getattr(ds, name) is not None}
+    write_npz_deterministic(directory / ARRAYS_FILE, arrays)
     meta = dict(ds.meta)
     meta["counts"] = ds.counts()
     meta["num_slices"] = len(ds)
@@ -241,11 +264,10 @@ def load_dataset(path: str | os.PathLike) -> PreparedDataset:
         raise DataError(arrays_path, "unreadable or truncated npz (not a complete zip archive)")
     try:
         with np.load(arrays_path, allow_pickle=False) as npz:
-            missing = [k for k in ("images", "masks", "labels", "subjects", "split")
-                       if k not in npz.files]
+            missing = [k for k in ARRAY_NAMES if k not in npz.files]
             if missing:
                 raise DataError(arrays_path, f"missing arrays: {', '.join(missing)}")
-            arrays = {k: npz[k] for k in ("images", "masks", "labels", "subjects", "split")}
+            arrays = {k: npz[k] for k in ARRAY_NAMES + OPTIONAL_ARRAYS if k in npz.files}
     except DataError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:

@@ -17,6 +17,12 @@ Each simulated subject is that template
   BraTS's "whole tumor"; the simulation keeps BraTS labels internally (1 necrosis,
   2 edema, 4 enhancing) and maps them with the same code a BraTS reader uses.
 
+Each slice also has its layout (``mrigan_tf.data.layout``): background, CSF, grey matter,
+white matter (the template's tissue maps as warped for this subject, the most probable
+tissue per voxel), edema, enhancing rim, necrotic core. Its last three classes are the mask.
+The layout is read off the simulation and draws nothing at random, so the images and masks
+of a seed are the same with or without it.
+
 The volumes then go through exactly the preprocessing that real volumes go through
 (``mrigan_tf.data.preprocessing``). Everything is deterministic for a seed, whatever the
 number of worker processes. This is a teaching stand-in for BraTS, **not patient data**.
@@ -36,6 +42,7 @@ from scipy import ndimage
 
 from mrigan_tf import __version__
 from mrigan_tf.data.contract import PreparedDataset, save_dataset
+from mrigan_tf.data.layout import PHANTOM_LAYOUT, layout_meta, paint, tissue_layout
 from mrigan_tf.data.nifti import NiftiVolume
 from mrigan_tf.data.preprocessing import SlicingParams, labels_to_mask, slice_subject
 from mrigan_tf.data.split import split_subjects
@@ -47,6 +54,10 @@ CLASS_NAMES = ["healthy", "tumor"]
 # BraTS 2021 label convention, used inside the simulation.
 NECROSIS, EDEMA, ENHANCING = 1, 2, 4
 TUMOR_LABELS = (NECROSIS, EDEMA, ENHANCING)
+#: BraTS label -> the phantom's layout class (``PHANTOM_LAYOUT``); these are the mask classes.
+LAYOUT_CLASSES = {EDEMA: PHANTOM_LAYOUT.index("edema"),
+                  ENHANCING: PHANTOM_LAYOUT.index("enhancing rim"),
+                  NECROSIS: PHANTOM_LAYOUT.index("necrotic core")}
 
 TEMPLATE_CREDIT = (
     "MNI ICBM 2009a nonlinear symmetric template (Fonov et al., NeuroImage 2011; 2009), "
@@ -196,8 +207,10 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 
 def simulate_subject(template: MNITemplate, config: PhantomConfig, rng: np.random.Generator,
-                     has_tumor: bool) -> tuple[NiftiVolume, np.ndarray, np.ndarray, dict[str, Any]]:
-    """One simulated subject: (T1 volume, BraTS-style label map, brain mask, facts).
+                     has_tumor: bool
+                     ) -> tuple[NiftiVolume, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """One simulated subject: (T1 volume, BraTS-style label map, brain mask, tissue layout,
+    facts); the tissue layout holds ``PHANTOM_LAYOUT``'s classes 0-3 (no tumor yet).
 
     All coordinates are in millimetres of MNI world space. We work backwards, as image
     warping must: for each voxel of the subject, where in the template does it come from?
@@ -243,6 +256,7 @@ def simulate_subject(template: MNITemplate, config: PhantomConfig, rng: np.rando
 
     t1, gm, wm = sample(template.t1), sample(template.gm), sample(template.wm)
     brain = sample(template.brain) > 0.5
+    tissue = tissue_layout(gm, wm, brain)
 
     j_gm, j_wm = rng.uniform(-1, 1, 2) * config.contrast_jitter
     image = t1 * (1.0 + j_gm * gm + j_wm * wm)
@@ -275,17 +289,18 @@ def simulate_subject(template: MNITemplate, config: PhantomConfig, rng: np.rando
     image = np.sqrt((image + sigma * rng.standard_normal(shape)) ** 2
                     + (sigma * rng.standard_normal(shape)) ** 2)
     image = (image * brain).astype(np.float32)   # skull-stripped, like BraTS
-    return NiftiVolume(image, affine, path=None), labels, brain, facts
+    return NiftiVolume(image, affine, path=None), labels, brain, tissue, facts
 
 
 def _simulate_one(args: tuple[PhantomConfig, int, np.random.SeedSequence, bool]):
     config, index, seed_seq, has_tumor = args
     template = load_mni152(config.inplane_mm, config.slice_spacing_mm)
     rng = np.random.default_rng(seed_seq)
-    volume, labels, brain, facts = simulate_subject(template, config, rng, has_tumor)
+    volume, labels, brain, tissue, facts = simulate_subject(template, config, rng, has_tumor)
     volume.path = f"phantom subject {index}"
     mask = labels_to_mask(labels, positive_labels=TUMOR_LABELS, known_labels=TUMOR_LABELS)
-    slices = slice_subject(volume, mask, config.slicing_params(), brain_mask=brain)
+    slices = slice_subject(volume, mask, config.slicing_params(), brain_mask=brain,
+                           layout_volume=paint(tissue, labels, LAYOUT_CLASSES))
     if not has_tumor:
         assert slices.labels.sum() == 0 and slices.masks.sum() == 0
     return index, slices, facts
@@ -326,12 +341,13 @@ def build_phantom(config: PhantomConfig = PhantomConfig(), workers: int | None =
     ids = [f"phantom-{i:03d}" for i in range(config.subjects)]
     assignment = split_subjects(ids, has_tumor.astype(int).tolist(), config.split_fractions,
                                 seed=config.seed)
-    images, masks, labels, subjects, splits, subject_facts = [], [], [], [], [], []
+    images, masks, layouts, labels, subjects, splits, subject_facts = [], [], [], [], [], [], []
     for i, sid in enumerate(ids):
         slices, facts = results[i]
         n = len(slices.labels)
         images.append(slices.images)
         masks.append(slices.masks)
+        layouts.append(slices.layouts)
         labels.append(slices.labels)
         subjects += [sid] * n
         splits += [assignment[sid]] * n
@@ -344,6 +360,7 @@ def build_phantom(config: PhantomConfig = PhantomConfig(), workers: int | None =
         "source": "phantom",
         "modality": "T1-weighted, contrast-enhanced appearance (simulated)",
         "mask": "whole tumor (necrotic core + enhancing rim + edema)",
+        **layout_meta(PHANTOM_LAYOUT, LAYOUT_CLASSES.values()),
         "seed": config.seed,
         "package_version": __version__,
         "simulated": True,
@@ -360,6 +377,7 @@ def build_phantom(config: PhantomConfig = PhantomConfig(), workers: int | None =
         subjects=np.asarray(subjects, dtype=str),
         split=np.asarray(splits, dtype=str),
         meta=meta,
+        layout=np.concatenate(layouts).astype(np.uint8),
     )
 
 

@@ -123,8 +123,9 @@ def prepare_dataset(source: str, src: str | os.PathLike, out: str | os.PathLike,
         done: dict[int, dict[str, Any]] = {}
 
         def keep(index: int, subject, slices) -> None:
+            layouts = {} if slices.layouts is None else {"layout": slices.layouts}
             np.savez(spool / f"{index:06d}.npz", images=slices.images, masks=slices.masks,
-                     labels=slices.labels, slice_index=slices.slice_index)
+                     labels=slices.labels, slice_index=slices.slice_index, **layouts)
             labels = np.asarray(slices.labels)
             done[index] = {
                 "subject": subject.id,
@@ -187,17 +188,24 @@ def _write_from_spool(tmp: Path, spool: Path, order: list[int], done: dict, assi
     )
 
     def build(indices: list[int], shard_meta: dict) -> PreparedDataset:
-        parts = {"images": [], "masks": [], "labels": [], "subjects": [], "split": []}
+        parts = {"images": [], "masks": [], "labels": [], "subjects": [], "split": [],
+                 "layout": []}
         for i in indices:
             with np.load(spool / f"{i:06d}.npz") as z:
                 n = len(z["labels"])
                 parts["images"].append(z["images"].astype(np.float32))
                 parts["masks"].append(z["masks"].astype(np.uint8))
                 parts["labels"].append(z["labels"].astype(np.int32))
+                if "layout" in z.files:
+                    parts["layout"].append(z["layout"].astype(np.uint8))
             sid = done[i]["subject"]
             parts["subjects"].append(np.full(n, sid, dtype=f"<U{max(1, len(sid))}"))
             parts["split"].append(np.full(n, assignment[sid], dtype="<U5"))
+        # Layouts only when every subject has one (a reader writes them for all or none).
+        layouts = parts.pop("layout")
         arrays = {k: np.concatenate(v) for k, v in parts.items()}
+        if len(layouts) == len(indices):
+            arrays["layout"] = np.concatenate(layouts)
         return PreparedDataset(meta=shard_meta, **arrays)
 
     total = {s: {c: 0 for c in meta["class_names"]} for s in SPLITS}

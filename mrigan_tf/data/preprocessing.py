@@ -13,7 +13,10 @@ The steps, in order, shared by the phantom and every real-dataset reader:
 4. crop to the brain's square bounding box and resize: linear interpolation with
    anti-aliasing for intensities, nearest neighbour for label maps (interpolating labels
    would invent classes that do not exist);
-5. label map -> binary mask for the chosen labels, and a class per slice.
+5. label map -> binary mask for the chosen labels, and a class per slice; a layout (the
+   label map of tissue and tumor classes, ``mrigan_tf.data.layout``), when given, is cut
+   exactly like the mask: same slices, same crop, nearest neighbour at the same sample
+   points, so the mask stays its mask classes pixel for pixel.
 """
 
 from __future__ import annotations
@@ -143,6 +146,7 @@ class SliceSet:
     masks: np.ndarray         # uint8 (n, size, size, 1)
     labels: np.ndarray        # int32 (n,): 1 where the slice shows the lesion, else 0
     slice_index: np.ndarray   # int (n,): axial index in the RAS volume
+    layouts: np.ndarray | None = None   # uint8 (n, size, size, 1) label maps, or None
 
 
 @dataclasses.dataclass
@@ -166,16 +170,20 @@ class SlicingParams:
 
 def slice_subject(volume: NiftiVolume, mask_volume: np.ndarray | None = None,
                   params: SlicingParams = SlicingParams(),
-                  brain_mask: np.ndarray | None = None) -> SliceSet:
+                  brain_mask: np.ndarray | None = None,
+                  layout_volume: np.ndarray | None = None) -> SliceSet:
     """Normalise a RAS volume and cut it into resized axial slices with masks and classes.
 
     ``mask_volume`` is a binary (0/1) lesion mask aligned with ``volume`` or ``None`` for a
     subject without lesion; then every slice is class 0 with an empty mask.
+    ``layout_volume``: an aligned uint8 label map (``mrigan_tf.data.layout``), cut alongside
+    the mask into ``SliceSet.layouts``.
     """
     data = volume.data
-    if mask_volume is not None and mask_volume.shape != data.shape:
-        raise DataError(volume.path, f"image/mask shape mismatch: image {data.shape}, "
-                        f"mask {mask_volume.shape}")
+    for name, other in (("mask", mask_volume), ("layout", layout_volume)):
+        if other is not None and other.shape != data.shape:
+            raise DataError(volume.path, f"image/{name} shape mismatch: image {data.shape}, "
+                            f"{name} {other.shape}")
     if brain_mask is None:
         brain_mask = compute_brain_mask(data)
     norm = normalize_intensity(data, brain_mask, params.low_percentile, params.high_percentile,
@@ -189,13 +197,19 @@ def slice_subject(volume: NiftiVolume, mask_volume: np.ndarray | None = None,
         masks = np.zeros(images.shape, dtype=np.uint8)
     else:
         masks = crop_square(mask_volume[:, :, keep].astype(np.uint8), box, fill=0)
+    layouts = None if layout_volume is None else \
+        crop_square(layout_volume[:, :, keep].astype(np.uint8), box, fill=0)
 
-    out_img, out_mask = [], []
+    out_img, out_mask, out_layout = [], [], []
     for k in range(images.shape[2]):
         out_img.append(np.clip(resize_image(to_display(images[:, :, k]), params.size), -1.0, 1.0))
         out_mask.append(resize_labels(to_display(masks[:, :, k]), params.size))
+        if layouts is not None:
+            out_layout.append(resize_labels(to_display(layouts[:, :, k]), params.size))
     out_img, out_mask = np.stack(out_img), np.stack(out_mask)
     area = out_mask.reshape(len(out_mask), -1).sum(axis=1)
     usable = (area == 0) | (area >= params.min_lesion_pixels)
     return SliceSet(images=out_img[usable, ..., None], masks=out_mask[usable, ..., None],
-                    labels=(area[usable] > 0).astype(np.int32), slice_index=keep[usable])
+                    labels=(area[usable] > 0).astype(np.int32), slice_index=keep[usable],
+                    layouts=np.stack(out_layout)[usable, ..., None] if layouts is not None
+                    else None)

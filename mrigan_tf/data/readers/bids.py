@@ -20,6 +20,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from mrigan_tf.data.layout import brain_layout_meta
 from mrigan_tf.data.readers.common import (
     Inventory, Subject, pick_column, read_table, require_directory, slice_classified_volume,
     strip_nifti_suffix,
@@ -101,6 +102,7 @@ class BidsReader:
             "modality": self.suffix,
             "has_masks": False,
             "mask": "none: masks are all zero (no lesion annotation in this dataset)",
+            **brain_layout_meta(),
             "class_definition": f"per subject: participants.tsv column {column!r}",
             "bids": {"class_column": column, "dataset": src.name},
         }

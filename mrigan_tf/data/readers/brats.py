@@ -18,7 +18,9 @@ challenge's three nested regions:
 * tumor core (TC) = necrosis + enhancing;
 * enhancing tumor (ET), best seen on T1ce.
 
-The class is per slice: 1 where the slice shows the chosen region. A label value outside
+The class is per slice: 1 where the slice shows the chosen region. Each slice's layout
+(``mrigan_tf.data.layout``) is background / brain / edema / enhancing / necrosis, whatever
+the region; the region's parts are its mask classes. A label value outside
 the convention (a 4 in a 2023 file, say) is an error: it almost always means the wrong
 convention, and silently dropping it would make wrong masks.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrigan_tf.data.layout import BRATS_LAYOUT, layout_meta
 from mrigan_tf.data.readers.common import (
     Inventory, Subject, require_directory, strip_nifti_suffix, walk_files,
 )
@@ -104,6 +107,8 @@ class BratsReader:
                      "tumor_core": "tumor core (necrosis + enhancing)",
                      "enhancing_tumor": "enhancing tumor"}[self.region],
             "class_definition": "per slice: 1 where the slice shows the masked region",
+            **layout_meta(BRATS_LAYOUT, [BRATS_LAYOUT.index(part)
+                                         for part in REGIONS[self.region]]),
             "brats": {"region": self.region, "label_conventions": conventions,
                       "labels": {c: LABELS[c] for c in conventions}},
         }
@@ -134,6 +139,7 @@ class BratsReader:
     # ## Read one subject (in a worker process)
 
     def read_subject(self, subject: Subject, params):
+        from mrigan_tf.data.layout import brain_layout, paint
         from mrigan_tf.data.nifti import load_label_volume, load_nifti_volume
         from mrigan_tf.data.preprocessing import (
             SliceSet, compute_brain_mask, labels_to_mask, slice_subject,
@@ -153,13 +159,17 @@ class BratsReader:
         labels = LABELS[subject.facts["convention"]]
         mask = labels_to_mask(seg, [labels[r] for r in REGIONS[self.region]],
                               known_labels=labels.values(), path=seg_path)
-        del seg
         # One brain mask for every modality: same slices, same crop, aligned channels.
         brain = compute_brain_mask(reference.data)
+        layout = paint(brain_layout(brain), seg,
+                       {labels[part]: BRATS_LAYOUT.index(part) for part in labels})
+        del seg
         channels = []
         for volume in volumes:
-            channels.append(slice_subject(volume, mask, params, brain_mask=brain))
+            channels.append(slice_subject(volume, mask, params, brain_mask=brain,
+                                          layout_volume=None if channels else layout))
             volume.data = None   # free the full-resolution volume as soon as it is cut
         first = channels[0]
         return SliceSet(images=np.concatenate([c.images for c in channels], axis=-1),
-                        masks=first.masks, labels=first.labels, slice_index=first.slice_index)
+                        masks=first.masks, labels=first.labels, slice_index=first.slice_index,
+                        layouts=first.layouts)

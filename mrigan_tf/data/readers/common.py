@@ -33,7 +33,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from mrigan_tf.data.nifti import NiftiVolume, load_label_volume, load_nifti_volume
-from mrigan_tf.data.preprocessing import labels_to_mask, slice_subject
+from mrigan_tf.data.layout import brain_layout
+from mrigan_tf.data.preprocessing import compute_brain_mask, labels_to_mask, slice_subject
 from mrigan_tf.data.workers import process_context
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.progress import progress_bar
@@ -295,7 +296,8 @@ def slice_classified_volume(image: Any, subject_class: int, params: Any,
     """Slices of a subject whose class is per person (every slice gets ``subject_class``).
 
     ``image`` is a NIfTI/Analyze path or an already loaded ``NiftiVolume``. With ``label_path`` (a tissue map, say), the mask is its ``positive_labels``; otherwise
-    masks are empty. The slicing is the phantom's and BraTS's (``slice_subject``).
+    masks are empty. The slicing is the phantom's and BraTS's (``slice_subject``). The
+    layout is background / brain, and the mask as a third class (``brain_layout``).
     """
 
     volume = image if isinstance(image, NiftiVolume) else load_nifti_volume(image)
@@ -303,7 +305,9 @@ def slice_classified_volume(image: Any, subject_class: int, params: Any,
     if label_path is not None:
         labels = load_label_volume(label_path, volume)
         mask = labels_to_mask(labels, positive_labels, known_labels=known_labels, path=label_path)
-    slices = slice_subject(volume, mask, params)
+    brain = compute_brain_mask(volume.data)
+    slices = slice_subject(volume, mask, params, brain_mask=brain,
+                           layout_volume=brain_layout(brain, mask))
     # slice_subject's per-slice class means "lesion shown"; here the class is the person's.
     slices.labels = np.full(len(slices.labels), subject_class, dtype=np.int32)
     return slices

@@ -14,7 +14,10 @@ mask's maximum, which reads 0/1, 0/255 and JPEG-compressed masks alike.
 
 Each image is scaled to [-1, 1] by its own range (these sets are already windowed for
 display, often as 8-bit RGB screenshots), padded to a square with background, and resized
-like MRI slices (linear for images, nearest neighbour for masks).
+like MRI slices (linear for images, nearest neighbour for masks). The layout
+(``mrigan_tf.data.layout``) is background / brain (the image's foreground, found as in a
+volume: clearly above the darkest pixels, holes filled) / lesion (the mask, where there are
+masks).
 
 These sets rarely say which images come from the same patient, so each image is its own
 "subject" and neighbouring slices of one patient can land in train and test: a known
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrigan_tf.data.layout import brain_layout, brain_layout_meta
 from mrigan_tf.data.readers.common import Inventory, Subject, require_directory, walk_files
 from mrigan_tf.errors import DataError, MriganError
 
@@ -111,6 +115,7 @@ class FolderReader:
             "has_masks": any_masks,
             "mask": ("lesion masks from the masks tree or NAME_mask files" if any_masks
                      else "none: masks are all zero"),
+            **brain_layout_meta("lesion" if any_masks else None),
             "class_definition": "per image: its class folder",
             "folder": {"masks": str(mask_root) if any_masks else None,
                        "subject_pattern": self.subject_pattern},
@@ -119,9 +124,11 @@ class FolderReader:
                          class_names=list(class_names), meta=meta)
 
     def read_subject(self, subject: Subject, params):
-        from mrigan_tf.data.preprocessing import SliceSet, resize_image, resize_labels
+        from mrigan_tf.data.preprocessing import (
+            SliceSet, compute_brain_mask, resize_image, resize_labels,
+        )
 
-        images, masks, labels = [], [], []
+        images, masks, layouts, labels = [], [], [], []
         for image_path, mask_path, label in subject.items:
             image = _read_image(Path(image_path))
             lo, hi = float(image.min()), float(image.max())
@@ -139,11 +146,14 @@ class FolderReader:
                     np.zeros(raw.shape, np.uint8)
             images.append(np.clip(resize_image(_pad_square(image, -1.0), params.size), -1.0, 1.0))
             masks.append(resize_labels(_pad_square(mask, 0), params.size))
+            layout = brain_layout(compute_brain_mask(image[:, :, None])[:, :, 0], mask)
+            layouts.append(resize_labels(_pad_square(layout, 0), params.size))
             labels.append(label)
         return SliceSet(images=np.stack(images)[..., None].astype(np.float32),
                         masks=np.stack(masks)[..., None].astype(np.uint8),
                         labels=np.asarray(labels, np.int32),
-                        slice_index=np.arange(len(labels)))
+                        slice_index=np.arange(len(labels)),
+                        layouts=np.stack(layouts)[..., None].astype(np.uint8))
 
 
 def _twin_mask(stem_path: Path) -> Path | None:

@@ -28,6 +28,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+from mrigan_tf.data.layout import brain_layout_meta
 from mrigan_tf.data.readers.common import (
     Inventory, Subject, pick_column, read_table, require_directory, slice_classified_volume,
     walk_files,
@@ -91,6 +92,7 @@ class OasisReader:
             "has_masks": self.tissue is not None,
             "mask": (f"FSL FAST tissue class {self.tissue}" if self.tissue
                      else "none: masks are all zero (no lesion in this dataset)"),
+            **brain_layout_meta(self.tissue),
             "class_definition": "per subject: CDR 0 -> healthy, CDR > 0 -> dementia",
             "oasis": {"demographics": str(sheet),
                       "sheet_rows_without_images": len(set(cdr) - {s.name for s in sessions})},

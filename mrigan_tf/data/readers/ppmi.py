@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from mrigan_tf.data.layout import brain_layout_meta
 from mrigan_tf.data.readers.common import (
     Inventory, Subject, pick_column, read_table, require_directory, slice_classified_volume,
     strip_nifti_suffix, walk_files,
@@ -118,6 +119,7 @@ class PpmiReader:
             "modality": "T1-weighted" + (f" ({self.series})" if self.series else ""),
             "has_masks": False,
             "mask": "none: masks are all zero (no lesion in this dataset)",
+            **brain_layout_meta(),
             "class_definition": "per subject: cohort Control -> 0, Parkinson's disease -> 1",
             "ppmi": {"csv": str(sheet), "subject_column": sid_col, "group_column": group_col},
         }
