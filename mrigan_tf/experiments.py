@@ -343,3 +343,39 @@ def class_mix_fids(features: np.ndarray, labels: np.ndarray, reference: np.ndarr
             fids.setdefault(name, []).append(
                 frechet_distance_from_features(features[pick], reference))
     return n_mix, fids
+
+
+#: The ways ``resize_round_trips`` sends a slice down and back up.
+RESIZE_METHODS = {"nearest": {"method": "nearest"},
+                  "bilinear": {"method": "bilinear"},
+                  "bilinear, anti-aliased": {"method": "bilinear", "antialias": True}}
+
+
+def resize_round_trips(images: np.ndarray, factor: int = 2,
+                       methods: dict[str, dict[str, Any]] | None = None) -> dict[str, np.ndarray]:
+    """``images`` (N, H, W, C) in [-1, 1] shrunk ``factor`` times by each of ``methods``
+    (name -> ``tf.image.resize`` options; default ``RESIZE_METHODS``) and brought back to
+    their size bilinearly: the same slices, only their resampling changed."""
+    images = np.asarray(images, np.float32)
+    height, width = images.shape[1:3]
+    out = {}
+    for name, options in (methods or RESIZE_METHODS).items():
+        down = tf.image.resize(images, (height // factor, width // factor), **options)
+        out[name] = np.clip(tf.image.resize(down, (height, width), method="bilinear").numpy(),
+                            -1, 1).astype(np.float32)
+    return out
+
+
+def fid_by_extractor(extractors: dict[str, Any], reference: np.ndarray, candidate: np.ndarray,
+                     heldout: np.ndarray) -> dict[str, dict[str, float]]:
+    """FID of ``candidate`` slices and of ``heldout`` real ones (the floor) against the
+    ``reference`` slices, in each extractor's features (name -> a callable with ``dim``).
+    Returns name -> ``dim``, ``fid``, ``floor`` and ``ratio`` (fid / floor)."""
+    results = {}
+    for name, extract in extractors.items():
+        features = extract(reference)
+        fid = frechet_distance_from_features(extract(candidate), features)
+        floor = frechet_distance_from_features(extract(heldout), features)
+        results[name] = {"dim": int(extract.dim), "fid": float(fid), "floor": float(floor),
+                         "ratio": float(fid / max(floor, 1e-12))}
+    return results

@@ -235,6 +235,76 @@ def format_quality_table(table: dict[str, dict[str, float]],
     return "\n".join(lines)
 
 
+def format_rows(rows: dict[str, dict[str, Any]], columns: list[tuple[str, str, str]],
+                name_title: str = "") -> str:
+    """Rows of numbers as aligned text: one line per ``rows`` entry (its name first), one
+    column per ``(key, title, format)`` (e.g. ``("fid", "FID", ".3f")``); a missing or None
+    value prints as ``-``. A format may end in ``%`` (``".1%"``)."""
+    name_width = max([len(name) for name in rows] + [len(name_title)]) + 2
+    cells = {name: [("-" if row.get(key) is None else format(row[key], fmt))
+                    for key, _, fmt in columns] for name, row in rows.items()}
+    widths = [max([len(title)] + [len(c[i]) for c in cells.values()])
+              for i, (_, title, _) in enumerate(columns)]
+    lines = [f"{name_title:{name_width}s}" + "  ".join(f"{title:>{w}s}" for (_, title, _), w
+                                                       in zip(columns, widths))]
+    lines += [f"{name:{name_width}s}" + "  ".join(f"{c:>{w}s}" for c, w in zip(row, widths))
+              for name, row in cells.items()]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def plot_histograms(samples: dict[str, np.ndarray], xlabel: str, bins: int = 40,
+                    upper: float | None = None, density: bool = True,
+                    yardstick: tuple[str, np.ndarray] | None = None,
+                    percentile: float | None = None, figsize: tuple[float, float] = (7, 3)):
+    """Overlaid histograms of ``samples`` (name -> values) on common bins from the smallest
+    value to ``upper`` (default: the largest). ``yardstick`` (name, values) is drawn as a black
+    outline, and its ``percentile`` as a dotted line: what the others are judged against."""
+    everything = list(samples.values()) + ([yardstick[1]] if yardstick else [])
+    values = np.concatenate([np.ravel(v) for v in everything]) if everything else np.zeros(1)
+    low = float(values.min(initial=0.0) if values.size == 0 else values.min())
+    high = float(values.max()) if upper is None else upper
+    edges = np.linspace(low, max(high, low + 1e-6), bins)
+    fig, ax = plt.subplots(figsize=figsize)
+    if yardstick is not None:
+        ax.hist(yardstick[1], bins=edges, density=density, histtype="step", lw=2, color="k",
+                label=yardstick[0])
+        if percentile is not None:
+            ax.axvline(np.percentile(yardstick[1], percentile), color="k", ls=":", lw=1,
+                       label=f"its {percentile:g}th percentile")
+    alpha = 0.45 if yardstick is not None or len(samples) > 2 else 0.6
+    for name, v in samples.items():
+        ax.hist(v, bins=edges, density=density, alpha=alpha, label=name)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ## Notebook 06: segmentation
+
+def plot_segmentation_predictions(images: np.ndarray, masks: np.ndarray, predicted: np.ndarray,
+                                  titles: list[str] | np.ndarray | None = None, n: int = 8):
+    """The ``n`` slices with the largest true masks: truth outlined (top row) above the
+    prediction (bottom row)."""
+    # int64: the sum of uint8 masks is unsigned, and negating it would put empty masks first.
+    areas = np.asarray(masks).reshape(len(masks), -1).sum(axis=1, dtype=np.int64)
+    order = np.argsort(-areas, kind="stable")
+    show = order[:min(n, len(order))]
+    fig, axes = plt.subplots(2, max(1, len(show)), figsize=(1.8 * max(1, len(show)), 4),
+                             squeeze=False)
+    for column, i in enumerate(show):
+        axes[0, column].imshow(overlay_mask(images[i], masks[i]))
+        axes[1, column].imshow(overlay_mask(images[i], predicted[i]))
+        if titles is not None:
+            axes[0, column].set_title(str(titles[i]), fontsize=7)
+    for ax in axes.ravel():
+        ax.axis("off")
+    half = np.asarray(images).shape[1] / 2
+    axes[0, 0].text(-2, half, "truth", rotation=90, va="center", ha="right")
+    axes[1, 0].text(-2, half, "prediction", rotation=90, va="center", ha="right")
+    return fig
+
+
 # ## Notebook 07: the evaluation's pictures
 
 def plot_fid_sample_size(sizes: list[int], curves: dict[str, dict[str, Any]]):

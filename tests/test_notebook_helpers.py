@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mrigan_tf.experiments import snapshot_diversity
-from mrigan_tf.visualization import plot_diversity_and_drift, plot_nearest_real
+from mrigan_tf.experiments import (RESIZE_METHODS, fid_by_extractor, resize_round_trips,
+                                   snapshot_diversity)
+from mrigan_tf.visualization import (format_rows, plot_diversity_and_drift, plot_histograms,
+                                     plot_nearest_real, plot_segmentation_predictions)
 
 
 def _frames(epochs=3, n=6, size=16, seed=0):
@@ -53,3 +55,73 @@ def test_plot_nearest_real_pairs_each_sample_with_its_neighbour():
     assert len(images) == 6
     assert np.allclose(images[3], reference[4, ..., 0]) and np.allclose(images[5], reference[2, ..., 0])
     assert fig.axes[3].get_title() == "nearest real, r=0.90"
+
+
+def test_format_rows_aligns_columns_and_prints_missing_values_as_a_dash():
+    text = format_rows({"a": {"x": 1.23456, "n": 7}, "longer name": {"x": None, "n": 12}},
+                       [("x", "X value", ".2f"), ("n", "N", "d")], name_title="row")
+    lines = text.splitlines()
+    assert lines[0].split() == ["row", "X", "value", "N"]
+    assert lines[1].split() == ["a", "1.23", "7"] and lines[2].split() == ["longer", "name", "-", "12"]
+    # Right-aligned: every line's columns end where the header's do.
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_plot_histograms_shares_bins_and_draws_the_yardstick_and_its_percentile():
+    rng = np.random.default_rng(0)
+    fig = plot_histograms({"a": rng.uniform(0, 0.5, 100), "b": rng.uniform(0.2, 0.9, 100)},
+                          "x", bins=11, upper=1.0, yardstick=("real", np.linspace(0, 1, 101)),
+                          percentile=95)
+    ax = fig.axes[0]
+    assert np.isclose(ax.lines[0].get_xdata()[0], 0.95)            # the 95th percentile
+    bars = [p for p in ax.patches if type(p).__name__ == "Rectangle"]
+    assert len(bars) == 2 * 10                                      # 11 edges: 10 bins per set
+    assert np.isclose(min(b.get_x() for b in bars), 0.0)
+    assert np.isclose(max(b.get_x() + b.get_width() for b in bars), 1.0)
+
+
+def test_plot_segmentation_predictions_shows_the_largest_masks_first():
+    images = np.zeros((4, 8, 8, 1), "float32")
+    masks = np.zeros((4, 8, 8, 1), "uint8")
+    for i, area in enumerate([1, 9, 4, 0]):
+        masks[i].ravel()[:area] = 1
+    predicted = 1 - masks
+    fig = plot_segmentation_predictions(images, masks, predicted, titles=["s0", "s1", "s2", "s3"],
+                                        n=2)
+    top = fig.axes[:2]
+    assert [ax.get_title() for ax in top] == ["s1", "s2"]          # areas 9, then 4
+    # Bottom row: the prediction of the same slices (red where predicted).
+    bottom = fig.axes[2].images[0].get_array()
+    assert np.allclose(bottom[..., 0][predicted[1, ..., 0] == 1], 0.35 * 1.0 + 0.65 * 0.5)
+
+
+def test_resize_round_trips_keep_shape_and_range_and_a_constant_image():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (3, 16, 16, 1)).astype("float32")
+    images[0] = 0.25                                                  # constant: unchanged
+    out = resize_round_trips(images, factor=2)
+    assert list(out) == list(RESIZE_METHODS)
+    for name, resized in out.items():
+        assert resized.shape == images.shape and resized.dtype == np.float32
+        assert resized.min() >= -1 and resized.max() <= 1
+        assert np.allclose(resized[0], 0.25, atol=1e-6), name
+        assert np.abs(resized[1:] - images[1:]).mean() > 0.05, name   # detail was lost
+
+
+class _Identity:
+    dim = 3
+
+    def __call__(self, images):
+        return np.asarray(images).reshape(len(images), -1)[:, :3].astype("float64")
+
+
+def test_fid_by_extractor_is_zero_for_the_reference_itself_and_gives_the_ratio():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(200, 1, 3, 1))
+    shifted = reference + 1.0                                       # every feature moved by 1
+    heldout = rng.normal(size=(200, 1, 3, 1))
+    result = fid_by_extractor({"id": _Identity()}, reference, shifted, heldout)["id"]
+    assert result["dim"] == 3
+    assert np.isclose(result["fid"], 3.0, atol=1e-6)                 # |mean shift|^2 = 3, same cov
+    assert 0 < result["floor"] < 0.3
+    assert np.isclose(result["ratio"], result["fid"] / result["floor"])
