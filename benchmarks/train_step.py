@@ -41,7 +41,33 @@ steps, each compiled alone without XLA, so the bottleneck shows: the input pipel
 batch), one critic update without the penalty, the penalty with its gradient (the nested
 tape: a double backward pass), and one generator update.
 
-Run: ``.venv/bin/python benchmarks/train_step.py [--sizes 64 128] [--steps N]``.
+## Against the machine's own limit (issue 16, item 7)
+
+Images/s against a textbook step says whether ours is faster; it does not say how much of the
+machine either uses. So the same run also measures
+
+* ``peak``: this machine's dense-matmul peak, a 2048 x 2048 x 2048 ``tf.matmul`` in float32
+  and in bfloat16 through TensorFlow like the step (one ``tf.function``, the same thread
+  pool), best of ``--peak-repeats`` products, measured before *and* after the step timings
+  (the best of both counts; both are in the JSON, so a load change between them shows);
+* the step's FLOPs, **counted from its traced graph** (``mrigan_tf.training.flops``): every
+  ``Conv2D``, ``Conv2DBackpropInput``, ``Conv2DBackpropFilter`` and ``MatMul`` the step runs,
+  the gradient penalty's double backward included, at 2 FLOPs per multiply-add; elementwise
+  ops are not counted (``tests/test_flops.py`` checks the count on a Dense layer, whose known
+  answer is 2 B n m forward, 4 B n m more for both gradients, and on a convolution).
+  ``flops_forward_x3`` beside it is the common shortcut (3 x the players' forward FLOPs per
+  call), to show how far off it is for a GAN step;
+* ``step_share_of_peak_float32`` / ``..._bfloat16`` (top level, at the first size): the step's
+  achieved FLOP/s (graph FLOPs / median step time) over the peak in its own dtype;
+* ``layers``: each convolution's and dense layer's own FLOP/s, forward and forward + both
+  gradients, at the batch the step runs it (the critic sees real and fake stacked: 2 x batch),
+  and ``phases_ms``' FLOP/s per phase: where the step falls short of the peak.
+
+``load_average_1min`` (``os.getloadavg()``) at the start and the end says how busy the
+machine was; on a shared machine, compare the figures of one run only.
+
+Run: ``.venv/bin/python benchmarks/train_step.py [--sizes 64 128] [--steps N]
+[--variants textbook ours_no_xla ours_bf16]``.
 """
 
 from __future__ import annotations
@@ -62,6 +88,7 @@ from mrigan_tf.models import make_gan
 from mrigan_tf.models.cwgan_gp import ConditionalWGANGP
 from mrigan_tf.models.losses import GP_EPSILON, gradient_penalty, interpolate
 from mrigan_tf.models.mixed_precision import dtype_policy
+from mrigan_tf.training.flops import dense_matmul_flops, function_flops
 
 #: Per image size: model width, batch, critic steps per generator step, timed steps.
 #: 128 px is kept light (the machine is a shared 2-core CPU).
@@ -77,6 +104,9 @@ VARIANTS = {64: ("textbook", "ours_no_xla", "ours_xla", "ours_xla_spe4", "ours_b
             128: ("textbook", "ours_no_xla", "ours_xla", "ours_bf16", "ours_bf16_lazy_gp")}
 LATENT_DIM = 128
 GP_WEIGHT = 10.0
+#: The matrix side of the peak's product (2048: large enough to reach the peak on a CPU,
+#: small enough to time in a second).
+PEAK_SIZE = 2048
 
 
 # ## The textbook step (keras-io, examples/generative/wgan_gp.py, made conditional)
@@ -255,6 +285,10 @@ def time_phases(size: int, s: dict, pipeline: tf.data.Dataset, n: int,
         # The last bias has no gradient here (a constant shift does not change the slope).
         return gp + 0.0 * tf.add_n([tf.reduce_sum(g) for g in grads if g is not None])
 
+    phases = {"critic_update_without_gp": tf.function(critic_without_gp),
+              "gradient_penalty_with_gradient": tf.function(penalty_and_its_gradient),
+              "generator_update": tf.function(
+                  lambda real, labels: model.generator_step(real, labels)["g_loss"])}
     iterator = iter(pipeline)
     next(iterator)
     start = time.perf_counter()
@@ -262,20 +296,121 @@ def time_phases(size: int, s: dict, pipeline: tf.data.Dataset, n: int,
         batch = next(iterator)
     float(tf.reduce_sum(batch[0]))
     data_ms = round(1000 * (time.perf_counter() - start) / (4 * n), 2)
-    return {
-        "data_pipeline_per_batch": data_ms,
-        "critic_update_without_gp": time_function(tf.function(critic_without_gp), (real, labels), n),
-        "gradient_penalty_with_gradient": time_function(
-            tf.function(penalty_and_its_gradient), (real, labels), n),
-        "generator_update": time_function(
-            tf.function(lambda real, labels: model.generator_step(real, labels)["g_loss"]),
-            (real, labels), n),
-        "note": "one generator step = n_critic x (critic update + penalty) + generator update",
-    }
+    results = {"data_pipeline_per_batch": data_ms}
+    gflop_per_s = {}
+    for name, fn in phases.items():
+        results[name] = time_function(fn, (real, labels), n)
+        flops = function_flops(fn, real, labels)["total"]
+        gflop_per_s[name] = round(flops / (results[name] / 1000) / 1e9, 1)
+    return {**results, "gflop_per_s": gflop_per_s,
+            "note": "one generator step = n_critic x (critic update + penalty) + generator update"}
+
+
+# ## Against the peak
+
+def matmul_peak(dtype: str, size: int = PEAK_SIZE, repeats: int = 8) -> dict:
+    """GFLOP/s of a ``size``-cubed ``tf.matmul`` in ``dtype``, best of ``repeats``."""
+    a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
+    b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
+    product = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+    float(product(a, b))   # trace and warm up
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        float(product(a, b))
+        seconds.append(time.perf_counter() - start)
+    flops = dense_matmul_flops(size, size, size)
+    return {"gflop_per_s": round(flops / min(seconds) / 1e9, 1),
+            "gflop_per_s_median": round(flops / float(np.median(seconds)) / 1e9, 1)}
+
+
+def measure_peaks(repeats: int) -> dict:
+    return {dtype: matmul_peak(dtype, repeats=repeats) for dtype in ("float32", "bfloat16")}
+
+
+def step_flops(model: ConditionalWGANGP, pipeline: tf.data.Dataset) -> int:
+    """FLOPs of one training step of ``model`` on a batch of ``pipeline`` (its graph)."""
+    real, labels = next(iter(pipeline))
+    return function_flops(lambda real, labels: model.train_step((real, labels)),
+                          real, labels)["total"]
+
+
+def forward_flops(network: keras.Model, batch: int) -> int:
+    """Forward FLOPs of ``network`` on ``batch`` samples, from its Conv2D and Dense layers'
+    shapes (2 x multiply-adds, like the graph count)."""
+    total = 0
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += 2 * batch * h * w * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Dense):
+            total += dense_matmul_flops(batch, layer.kernel.shape[1], layer.kernel.shape[0])
+    return total
+
+
+def forward_x3_flops(model: ConditionalWGANGP, batch: int) -> int:
+    """The shortcut estimate of a step's FLOPs: 3 x forward for each player call that is
+    differentiated, forward alone for the fakes of the critic updates. Each critic update:
+    G on B (no gradient), D on 2B; its penalty: D on B; the generator update: G and D on B."""
+    g, d = forward_flops(model.generator, batch), forward_flops(model.critic, batch)
+    penalized = sum(model.penalizes(i) for i in range(model.n_critic))
+    return model.n_critic * (g + 3 * 2 * d) + penalized * 3 * d + 3 * (g + d)
+
+
+def _time_best(fn, args, n: int) -> float:
+    """Seconds of the fastest of ``n`` calls of the ``tf.function`` ``fn`` (after warm-up)."""
+    float(fn(*args))
+    best = np.inf
+    for _ in range(n):
+        start = time.perf_counter()
+        float(fn(*args))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def layer_speeds(model: ConditionalWGANGP, batch: int, n: int = 5) -> list[dict]:
+    """Each Conv2D / Dense layer of both players timed alone at the step's batch (the critic
+    at 2 x batch, real and fake stacked): forward, and forward + both gradients (3 x the
+    forward's FLOPs), in GFLOP/s. Small channel counts show here."""
+    rows = []
+    for network, rows_in in ((model.generator, batch), (model.critic, 2 * batch)):
+        for layer in network.layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                stride = layer.strides[0]
+                x = tf.random.normal((rows_in, *layer.input.shape[1:]))
+
+                def forward(x, kernel, stride=stride):
+                    return tf.nn.conv2d(x, kernel, stride, "SAME")
+            elif isinstance(layer, keras.layers.Dense):
+                x = tf.random.normal((rows_in, layer.kernel.shape[0]))
+                forward = tf.matmul
+            else:
+                continue
+            kernel = tf.convert_to_tensor(layer.kernel)   # a copy: the layer stays as it is
+
+            def forward_backward(x, kernel, forward=forward):
+                with tf.GradientTape() as tape:
+                    tape.watch([x, kernel])
+                    y = forward(x, kernel)
+                dx, dk = tape.gradient(y, [x, kernel])
+                return tf.reduce_sum(dx[:1]) + tf.reduce_sum(dk[:1])
+
+            flops = function_flops(forward, x, kernel)["total"]
+            t_forward = _time_best(tf.function(lambda x, k, f=forward: tf.reduce_sum(f(x, k)[:1])),
+                                   (x, kernel), n)
+            t_both = _time_best(tf.function(forward_backward), (x, kernel), n)
+            rows.append({"network": network.name, "layer": layer.name,
+                         "input": list(x.shape), "mflop_forward": round(flops / 1e6, 1),
+                         "forward_ms": round(1000 * t_forward, 2),
+                         "forward_gflop_per_s": round(flops / t_forward / 1e9, 1),
+                         "forward_backward_ms": round(1000 * t_both, 2),
+                         "forward_backward_gflop_per_s": round(3 * flops / t_both / 1e9, 1)})
+    return rows
 
 
 def measure_size(size: int, steps: int | None = None, phases: bool | None = None,
-                 rounds: int = 3) -> dict:
+                 rounds: int = 3, variants: tuple[str, ...] | None = None) -> dict:
     """Every variant of ``VARIANTS[size]``; per-phase timings (default: at 64 px only)."""
     s = dict(SETTINGS[size])
     steps = steps or s["steps"]
@@ -300,20 +435,38 @@ def measure_size(size: int, steps: int | None = None, phases: bool | None = None
         "ours_bf16_lazy_gp": lambda: (ours(size, s, jit=False, precision="mixed_bfloat16",
                                            lazy_gp=True), fed, 1),
     }
-    variants = {name: builders[name]() for name in VARIANTS[size]}
+    names = VARIANTS[size] if variants is None else [v for v in variants if v in builders]
+    variants = {name: builders[name]() for name in names}
     results.update(time_interleaved(variants, batch, steps, rounds))
-    base = results["textbook"]["images_per_s"]
-    results["speedup_vs_textbook"] = {name: round(results[name]["images_per_s"] / base, 2)
-                                      for name in variants if name != "textbook"}
-    speedups = results["speedup_vs_textbook"]
-    best = max(speedups, key=speedups.get)
-    results["best"] = {"variant": best, "ratio": speedups[best]}
-    # Like for like: the textbook's method *and* its float32 arithmetic; then the same method
-    # in any precision. "best" above may also change the method (lazy regularization).
-    float32 = max((v for v in speedups if "bf16" not in v and "lazy" not in v), key=speedups.get)
-    results["best_float32"] = {"variant": float32, "ratio": speedups[float32]}
-    same_method = max((v for v in speedups if "lazy" not in v), key=speedups.get)
-    results["best_same_method"] = {"variant": same_method, "ratio": speedups[same_method]}
+    # The step's FLOPs from its graph, per variant of the same method (the lazy penalty
+    # does fewer), and its FLOP/s at the median and the fastest step.
+    for name, (model, _, _) in variants.items():
+        if name == "textbook" or "xla" in name:
+            continue   # the textbook's graph is ours' method; XLA rewrites the graph
+        flops = step_flops(model, pipeline)
+        r = results[name]
+        r["gflop_per_step"] = round(flops / 1e9, 3)
+        r["gflop_per_s"] = round(flops / (r["step_ms"] / 1000) / 1e9, 1)
+        r["gflop_per_s_fastest"] = round(flops / (r["step_ms_fastest"] / 1000) / 1e9, 1)
+    if "ours_no_xla" in variants:
+        results["ours_no_xla"]["gflop_per_step_forward_x3"] = round(
+            forward_x3_flops(reference, batch) / 1e9, 3)
+    results["layers"] = layer_speeds(reference, batch)
+    if "textbook" in variants and len(variants) > 1:
+        base = results["textbook"]["images_per_s"]
+        results["speedup_vs_textbook"] = {name: round(results[name]["images_per_s"] / base, 2)
+                                          for name in variants if name != "textbook"}
+        speedups = results["speedup_vs_textbook"]
+        best = max(speedups, key=speedups.get)
+        results["best"] = {"variant": best, "ratio": speedups[best]}
+        # Like for like: the textbook's method *and* its float32 arithmetic; then the same
+        # method in any precision. "best" above may also change the method (lazy penalty).
+        for key, chosen in (("best_float32", [v for v in speedups
+                                              if "bf16" not in v and "lazy" not in v]),
+                            ("best_same_method", [v for v in speedups if "lazy" not in v])):
+            if chosen:
+                pick = max(chosen, key=speedups.get)
+                results[key] = {"variant": pick, "ratio": speedups[pick]}
     if phases or (phases is None and size == 64):
         results["phases_ms"] = time_phases(size, s, pipeline, n=max(2, steps // 2))
         results["phases_ms_bf16"] = time_phases(size, s, pipeline, n=max(2, steps // 2),
@@ -331,7 +484,8 @@ def cpu_has_bf16() -> bool:
 
 
 def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None,
-         rounds: int = 3) -> dict:
+         rounds: int = 3, variants: tuple[str, ...] | None = None,
+         peak_repeats: int = 8) -> dict:
     results: dict = {
         "benchmark": "cwgan_gp_train_step_vs_textbook",
         "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
@@ -345,14 +499,31 @@ def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None,
         "goal": "ours >= 1.5x textbook images/s at 64 px",
         "sizes": {},
     }
+    peak_before = measure_peaks(peak_repeats)
     for size in sizes:
-        results["sizes"][str(size)] = measure_size(size, steps, phases, rounds)
-    results["ratio_best_vs_textbook"] = {size: r["best"]["ratio"]
-                                         for size, r in results["sizes"].items()}
-    results["ratio_best_float32_vs_textbook"] = {size: r["best_float32"]["ratio"]
-                                                 for size, r in results["sizes"].items()}
-    results["ratio_best_same_method_vs_textbook"] = {size: r["best_same_method"]["ratio"]
-                                                     for size, r in results["sizes"].items()}
+        results["sizes"][str(size)] = measure_size(size, steps, phases, rounds, variants)
+    peak_after = measure_peaks(peak_repeats)
+    results["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    peak = {dtype: max(peak_before[dtype]["gflop_per_s"], peak_after[dtype]["gflop_per_s"])
+            for dtype in peak_before}
+    results["peak_matmul_gflop_per_s"] = {**peak, "before_steps": peak_before,
+                                          "after_steps": peak_after, "size": PEAK_SIZE}
+    # The step's share of the peak in its own dtype, at each size; the first size's at the
+    # top level (the issue's goal: >= 0.5).
+    for size, r in results["sizes"].items():
+        r["step_share_of_peak"] = {}
+        for variant, dtype in (("ours_no_xla", "float32"), ("ours_bf16", "bfloat16")):
+            if variant in r and "gflop_per_s" in r[variant]:
+                r["step_share_of_peak"][dtype] = round(r[variant]["gflop_per_s"] / peak[dtype], 3)
+    first = results["sizes"][str(sizes[0])]["step_share_of_peak"]
+    results["goal_peak"] = ">= 0.5 of the matmul peak in the step's dtype"
+    for dtype, share in first.items():
+        results[f"step_share_of_peak_{dtype}"] = share
+    for key, inner in (("ratio_best_vs_textbook", "best"),
+                       ("ratio_best_float32_vs_textbook", "best_float32"),
+                       ("ratio_best_same_method_vs_textbook", "best_same_method")):
+        results[key] = {size: r[inner]["ratio"] for size, r in results["sizes"].items()
+                        if inner in r}
     return results
 
 
@@ -361,6 +532,10 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], choices=sorted(SETTINGS))
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default per size)")
     parser.add_argument("--no-phases", action="store_true", help="skip the per-phase timings")
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="time only these variants (default: every one of the size's)")
+    parser.add_argument("--peak-repeats", type=int, default=8,
+                        help="matmul products timed for the peak, before and after the steps")
     parser.add_argument("--rounds", type=int, default=3,
                         help="times each variant is timed, in turns (the best round counts)")
     parser.add_argument("--threads", type=int, default=None,
@@ -372,4 +547,4 @@ if __name__ == "__main__":
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     print(json.dumps(main(tuple(args.sizes), args.steps, False if args.no_phases else None,
-                          args.rounds), indent=2))
+                          args.rounds, args.variants, args.peak_repeats), indent=2))
