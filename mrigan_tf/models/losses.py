@@ -27,6 +27,12 @@ backend (``BaseGAN.input_gradients``), so that they too are plain ``keras.ops``:
     drift                E s_real^2 (keeps a critic's scores near 0)            Karras 2018
 
 And the auxiliary classifier of AC-GAN (Odena 2017): ``-E log p(y | x)`` of the class logits.
+
+Feature matching, two kinds: the batch means of one layer's features (Salimans 2016, for an
+unconditional generator), and the discriminator's features of a real sample and of the fake
+drawn for the *same* condition, layer by layer (pix2pixHD, Wang 2018; SPADE, Park 2019):
+
+    1/T sum_i E_x |D^i(x, m) - D^i(G(z, m), m)|_1      (mean absolute difference per layer)
 """
 
 from __future__ import annotations
@@ -68,6 +74,16 @@ def feature_matching_loss(real_features, fake_features):
     real_mean = ops.mean(ops.reshape(real_features, (ops.shape(real_features)[0], -1)), axis=0)
     fake_mean = ops.mean(ops.reshape(fake_features, (ops.shape(fake_features)[0], -1)), axis=0)
     return ops.sum(ops.square(ops.stop_gradient(real_mean) - fake_mean))
+
+
+def discriminator_feature_matching_loss(real_features, fake_features):
+    """``1/T sum_i mean |D^i(x) - D^i(G(z))|``: the L1 distance of the discriminator's
+    features of paired real and fake samples (same layout), averaged over the ``T`` layers
+    (lists of tensors, one per layer); the real features are constants (Wang et al., 2018)."""
+    distances = [ops.mean(ops.abs(ops.stop_gradient(ops.cast(real, "float32"))
+                                  - ops.cast(fake, "float32")))
+                 for real, fake in zip(real_features, fake_features, strict=True)]
+    return sum(distances) / len(distances)
 
 
 # ## Least squares (LSGAN)
