@@ -120,6 +120,38 @@ def plot_real_vs_synthetic(real: PreparedDataset, synthetic: PreparedDataset, pe
                            path=path, suptitle=title)
 
 
+def plot_split_counts(counts: dict[str, dict[str, int]]):
+    """Slices per split, stacked by class: ``PreparedDataset.counts()`` as a bar chart."""
+    splits = list(counts)
+    classes = list(dict.fromkeys(c for split in counts.values() for c in split))
+    fig, ax = plt.subplots(figsize=(6, 3))
+    bottom = np.zeros(len(splits))
+    for name in classes:
+        values = np.array([counts[s].get(name, 0) for s in splits], float)
+        ax.bar(splits, values, bottom=bottom, label=name)
+        bottom += values
+    ax.set_ylabel("slices")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_joint_batch(joint: np.ndarray, labels: np.ndarray, class_names: list[str], n: int = 6):
+    """The first ``n`` joint GAN inputs of a batch: the image channel(s) above the mask
+    channel (``2 * mask - 1``, the last channel), titled by class."""
+    joint, labels = np.asarray(joint), np.asarray(labels)
+    n = min(n, len(joint))
+    fig, axes = plt.subplots(2, n, figsize=(10 / 6 * n, 3.6), squeeze=False)
+    for j in range(n):
+        axes[0, j].imshow(joint[j, :, :, 0], cmap="gray", vmin=-1, vmax=1)
+        axes[1, j].imshow(joint[j, :, :, -1], cmap="gray", vmin=-1, vmax=1)
+        axes[0, j].set_title(class_names[int(labels[j])], fontsize=8)
+        axes[0, j].axis("off")
+        axes[1, j].axis("off")
+    fig.suptitle("channel 0: image, last channel: 2*mask-1")
+    return fig
+
+
 # ## Watching and comparing generators (notebooks 02-05, 07)
 
 def show_sample_grids(run_dir: str | os.PathLike, count: int = 4, width: int = 640) -> list[str]:
@@ -260,9 +292,9 @@ def plot_histograms(samples: dict[str, np.ndarray], xlabel: str, bins: int = 40,
     value to ``upper`` (default: the largest). ``yardstick`` (name, values) is drawn as a black
     outline, and its ``percentile`` as a dotted line: what the others are judged against."""
     everything = list(samples.values()) + ([yardstick[1]] if yardstick else [])
-    values = np.concatenate([np.ravel(v) for v in everything]) if everything else np.zeros(1)
-    low = float(values.min(initial=0.0) if values.size == 0 else values.min())
-    high = float(values.max()) if upper is None else upper
+    values = np.concatenate([np.ravel(v) for v in everything] + [np.zeros(0)])
+    low = float(values.min()) if values.size else 0.0
+    high = upper if upper is not None else float(values.max()) if values.size else 1.0
     edges = np.linspace(low, max(high, low + 1e-6), bins)
     fig, ax = plt.subplots(figsize=figsize)
     if yardstick is not None:
@@ -273,7 +305,7 @@ def plot_histograms(samples: dict[str, np.ndarray], xlabel: str, bins: int = 40,
                        label=f"its {percentile:g}th percentile")
     alpha = 0.45 if yardstick is not None or len(samples) > 2 else 0.6
     for name, v in samples.items():
-        ax.hist(v, bins=edges, density=density, alpha=alpha, label=name)
+        ax.hist(v, bins=edges, density=density and np.size(v) > 0, alpha=alpha, label=name)
     ax.set_xlabel(xlabel)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -7,7 +7,8 @@ import numpy as np
 from mrigan_tf.experiments import (RESIZE_METHODS, fid_by_extractor, resize_round_trips,
                                    snapshot_diversity)
 from mrigan_tf.visualization import (format_rows, plot_diversity_and_drift, plot_histograms,
-                                     plot_nearest_real, plot_segmentation_predictions)
+                                     plot_joint_batch, plot_nearest_real,
+                                     plot_segmentation_predictions, plot_split_counts)
 
 
 def _frames(epochs=3, n=6, size=16, seed=0):
@@ -125,3 +126,25 @@ def test_fid_by_extractor_is_zero_for_the_reference_itself_and_gives_the_ratio()
     assert np.isclose(result["fid"], 3.0, atol=1e-6)                 # |mean shift|^2 = 3, same cov
     assert 0 < result["floor"] < 0.3
     assert np.isclose(result["ratio"], result["fid"] / result["floor"])
+
+
+def test_plot_histograms_of_nothing_draws_an_empty_axis():
+    fig = plot_histograms({"none": np.zeros(0)}, "x")
+    assert fig.axes[0].get_xlabel() == "x"
+
+
+def test_plot_split_counts_stacks_the_classes():
+    counts = {"train": {"healthy": 5, "tumor": 2}, "test": {"healthy": 3, "tumor": 1}}
+    ax = plot_split_counts(counts).axes[0]
+    bars = ax.patches
+    assert [b.get_height() for b in bars] == [5, 3, 2, 1]            # healthy, then tumor
+    assert [b.get_y() for b in bars] == [0, 0, 5, 3]                  # tumor on top of healthy
+
+
+def test_plot_joint_batch_shows_image_over_mask_channel():
+    joint = np.stack([np.full((4, 4, 2), [0.5, -1.0]), np.full((4, 4, 2), [0.1, 1.0])]).astype("float32")
+    fig = plot_joint_batch(joint, np.array([0, 1]), ["healthy", "tumor"], n=6)
+    assert len(fig.axes) == 4                                          # n capped at the batch
+    assert [fig.axes[i].get_title() for i in (0, 1)] == ["healthy", "tumor"]
+    assert np.allclose(fig.axes[1].images[0].get_array(), 0.1)        # row 0: images
+    assert np.allclose(fig.axes[3].images[0].get_array(), 1.0)        # row 1: the mask channel

@@ -154,3 +154,10 @@ def test_backup_and_model_save_then_load_run_model_prefers_the_model(tmp_path):
     assert path == tmp_path / MODEL_FILE
     np.testing.assert_allclose(loaded.predict(x, verbose=0), trained.predict(x, verbose=0))
     assert MODEL_FILE in _files(tmp_path) and not any(".partial-" in f for f in _files(tmp_path))
+
+
+def test_history_columns_skip_the_csv_loggers_na():
+    # Keras' CSVLogger adds val_ columns to a run without validation and fills them with NA.
+    rows = [{"epoch": "0", "d_loss": "0.5", "val_d_loss": "NA"},
+            {"epoch": "1", "d_loss": "0.25", "val_d_loss": "NA"}]
+    assert history_columns(rows) == {"d_loss": [0.5, 0.25]}

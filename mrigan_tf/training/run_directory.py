@@ -179,9 +179,12 @@ def read_history(run_dir: Path, epochs_kept: int | None = None) -> list[dict[str
 
 def history_columns(rows: list[dict[str, str]]) -> dict[str, list[float]]:
     """Logged name -> its values, one per epoch (the ``fit()`` History's layout), so the
-    curves of a resumed run continue the interrupted run's."""
-    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")]
-            for k in (rows[0] if rows else {}) if k != "epoch"}
+    curves of a resumed run continue the interrupted run's. Keras' CSVLogger writes ``NA``
+    where an epoch did not log a name (and adds ``val_`` columns to every run): they are
+    skipped, and a column with no value at all is left out."""
+    columns = {k: [float(r[k]) for r in rows if r.get(k) not in (None, "", "NA")]
+               for k in (rows[0] if rows else {}) if k != "epoch"}
+    return {k: values for k, values in columns.items() if values}
 
 
 def write_history(run_dir: Path, rows: list[dict[str, Any]]) -> None:
