@@ -184,6 +184,36 @@ def plot_generator_rows(models: dict, latent: np.ndarray, real: np.ndarray | Non
                            suptitle=suptitle or f"the same {n} latent vectors, one row per model")
 
 
+def plot_class_rows(model, latent: np.ndarray, class_names: list[str],
+                    suptitle: str | None = None):
+    """A conditional generator's samples: one row per class, the same ``latent`` vectors in
+    every row (image with its generated mask, the joint output's last channel > 0)."""
+    n = len(latent)
+    samples = np.concatenate([np.asarray(model.sample(latent=latent, labels=np.full(n, k)))
+                              for k in range(len(class_names))])
+    titles = [name for name in class_names for _ in range(n)]
+    return plot_slice_grid(samples[..., :1], samples[..., -1:] > 0, titles, ncols=n,
+                           suptitle=suptitle or f"one row per class, the same {n} latent vectors")
+
+
+def plot_critic_surfaces(surfaces: dict[str, tuple[np.ndarray, float]], xs: np.ndarray,
+                         real: np.ndarray, fake: np.ndarray, points: int = 300):
+    """2-D critics side by side: each ``(values on the xs x xs grid, median slope)`` of
+    ``experiments.critic_surface`` as filled contours, with ``points`` real and fake points
+    (``(n, 1, 1, 2)`` arrays, as ``experiments.ring_and_blob`` makes them) on top."""
+    fig, axes = plt.subplots(1, len(surfaces), figsize=(5 * len(surfaces), 4.6), squeeze=False)
+    real, fake = np.asarray(real).reshape(len(real), 2), np.asarray(fake).reshape(len(fake), 2)
+    for ax, (method, (values, slope)) in zip(axes[0], surfaces.items()):
+        ax.contourf(xs, xs, values, levels=20, cmap="viridis")
+        ax.scatter(real[:points, 0], real[:points, 1], s=2, c="orange", label="real")
+        ax.scatter(fake[:points, 0], fake[:points, 1], s=2, c="white", label="fake")
+        ax.set_title(f"{method}: median |grad f| = {slope:.2g}")
+        ax.set_aspect("equal")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def plot_history_comparison(histories: dict[str, dict[str, list[float]]],
                             panels: list[tuple[str, tuple[str, ...]]]):
     """Training curves of several runs side by side: one panel per ``(title, keys)``, one
@@ -390,3 +420,42 @@ def plot_closest_pairs(candidates: list[tuple[str, np.ndarray, np.ndarray, list[
                    + [""] * pad)
     return plot_slice_grid(np.stack(rows), np.stack(masks), titles, ncols=per_row,
                            suptitle=suptitle)
+
+
+def plot_loss_gradients(outputs: np.ndarray, gradients: dict[str, np.ndarray],
+                        confident: float | None = None,
+                        title: str = "the generator's gradient w.r.t. the critic's output on a fake"):
+    """One line per loss: ``dL_G / dl`` against the critic's output ``l`` on a fake (e.g.
+    ``experiments.generator_loss_gradients``). ``confident``: shade ``l < confident``, where
+    the critic is sure the sample is fake. Returns the figure."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, values in gradients.items():
+        ax.plot(outputs, values, label=name, lw=2 if "saturating" in name else 1.5,
+                ls="--" if "saturating" in name else "-")
+    if confident is not None:
+        ax.axvspan(float(np.min(outputs)), confident, color="0.92", zorder=0)
+        ax.text(float(np.min(outputs)), ax.get_ylim()[1], " critic sure: fake", va="top",
+                fontsize=8, color="0.4")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("critic's output on a fake, l (logit or score)")
+    ax.set_ylabel("dL_G / dl")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_growth_schedule(steps: np.ndarray, levels: np.ndarray, alphas: np.ndarray,
+                         title: str = "ProGAN's growth schedule"):
+    """The resolution (4 * 2**level px) and the fade-in alpha against the generator step, one
+    panel each (e.g. from ``ProGAN.growth_at`` over a range of steps). Returns the figure."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4), sharex=True)
+    top.step(steps, 4 * 2 ** np.asarray(levels), where="post")
+    top.set_ylabel("resolution (px)")
+    top.set_yscale("log", base=2)
+    bottom.plot(steps, alphas)
+    bottom.set_ylabel("fade-in alpha")
+    bottom.set_xlabel("generator step")
+    top.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -6,7 +6,8 @@ import numpy as np
 
 from mrigan_tf.experiments import (RESIZE_METHODS, fid_by_extractor, resize_round_trips,
                                    snapshot_diversity)
-from mrigan_tf.visualization import (format_rows, plot_diversity_and_drift, plot_histograms,
+from mrigan_tf.visualization import (format_rows, plot_class_rows, plot_critic_surfaces,
+                                     plot_diversity_and_drift, plot_histograms,
                                      plot_joint_batch, plot_nearest_real,
                                      plot_segmentation_predictions, plot_split_counts)
 
@@ -148,3 +149,34 @@ def test_plot_joint_batch_shows_image_over_mask_channel():
     assert [fig.axes[i].get_title() for i in (0, 1)] == ["healthy", "tumor"]
     assert np.allclose(fig.axes[1].images[0].get_array(), 0.1)        # row 0: images
     assert np.allclose(fig.axes[3].images[0].get_array(), 1.0)        # row 1: the mask channel
+
+
+class _Conditional:
+    """A generator whose sample is its label everywhere (image) and a mask for class 1."""
+
+    def sample(self, latent, labels):
+        n = len(latent)
+        image = np.broadcast_to(np.asarray(labels, "float32")[:, None, None, None], (n, 4, 4, 1))
+        mask = np.where(np.asarray(labels)[:, None, None, None] == 1, 1.0, -1.0) * np.ones((n, 4, 4, 1))
+        return np.concatenate([image, mask], axis=-1)
+
+
+def test_plot_class_rows_draws_one_row_per_class_with_the_same_latents():
+    fig = plot_class_rows(_Conditional(), np.zeros((3, 8)), ["healthy", "tumor"])
+    assert len(fig.axes) == 6
+    assert [ax.get_title() for ax in fig.axes] == ["healthy"] * 3 + ["tumor"] * 3
+    # Row 2 (tumor): the mask is tinted red, so red exceeds green there.
+    tumor = fig.axes[3].images[0].get_array()
+    assert np.all(tumor[..., 0] > tumor[..., 1])
+    healthy = fig.axes[0].images[0].get_array()
+    assert np.allclose(healthy[..., 0], healthy[..., 1])
+
+
+def test_plot_critic_surfaces_one_panel_per_method_with_its_slope():
+    xs = np.linspace(-1, 1, 5)
+    surfaces = {"a": (np.outer(xs, xs), 0.5), "b": (np.zeros((5, 5)) + xs, 1.0)}
+    real, fake = np.zeros((10, 1, 1, 2)), np.ones((10, 1, 1, 2))
+    fig = plot_critic_surfaces(surfaces, xs, real, fake, points=4)
+    assert [ax.get_title() for ax in fig.axes] == ["a: median |grad f| = 0.5",
+                                                   "b: median |grad f| = 1"]
+    assert len(fig.axes[0].collections[-1].get_offsets()) == 4      # the fake points drawn
