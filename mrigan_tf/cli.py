@@ -100,7 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = dict(args.set or [])
     for name in ("latent_dim", "width", "n_critic", "augment", "gp_weight", "gp_every",
                  "label_smoothing", "feature_matching", "clip_value", "loss", "conditioning",
-                 "acgan_weight", "ema_decay", "r1_weight", "spectral_norm", "minibatch_std"):
+                 "acgan_weight", "ema_decay", "r1_weight", "spectral_norm", "minibatch_std",
+                 "phase_steps", "fade_steps", "start_size"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
@@ -286,8 +287,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from mrigan_tf.models.mixed_precision import POLICIES
 
     parser.add_argument("--model", required=True,
-                        help="gan, dcgan, wgan, cwgan-gp (the GANs), or unet (the segmentation "
-                             "network)")
+                        help="gan, dcgan, wgan, cwgan-gp, progan (the GANs), or unet (the "
+                             "segmentation network)")
     parser.add_argument("--data", required=True,
                         help="dataset directory (dataset.npz + meta.json)")
     parser.add_argument("--out", required=True,
@@ -302,7 +303,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch size (default 64)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--width", type=positive_int, default=None,
-                        help="base number of filters (dcgan, wgan, cwgan-gp, unet)")
+                        help="base number of filters (dcgan, wgan, cwgan-gp, progan, unet)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                         help="tf.distribute: default (one device), mirrored (every GPU of this "
                              "machine), multiworker (several machines, GANs only; set TF_CONFIG "
@@ -312,7 +313,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="any other option of the model's factory (repeatable)")
 
     gan = parser.add_argument_group(
-        "GAN options", "For --model gan, dcgan, wgan and cwgan-gp; refused with --model "
+        "GAN options", "For --model gan, dcgan, wgan, cwgan-gp and progan; refused with --model "
                        "unet. Unset, each GAN uses its own default.")
     mixed = [policy.removeprefix("mixed_") for policy in POLICIES if policy != "float32"]
     gan_only = (
@@ -325,7 +326,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                          help="unconditional GANs (gan, dcgan, wgan): train on image+mask "
                               "instead of the image alone"),
         gan.add_argument("--n-critic", type=positive_int, default=None,
-                         help="wgan, cwgan-gp: critic steps per generator step"),
+                         help="wgan, cwgan-gp, progan: critic steps per generator step"),
         gan.add_argument("--clip-value", type=float, default=None,
                          help="wgan, cwgan-gp --loss wgan-clip: weight clipping bound c"),
         gan.add_argument("--loss", choices=LOSS_NAMES, default=None,
@@ -340,7 +341,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         gan.add_argument("--ema-decay", type=float, default=None, metavar="D",
                          help="GANs: keep an exponential moving average of the generator's "
                               "weights with decay D (e.g. 0.999, ramped for short runs); "
-                              "samples, grids and generate use it (default: off)"),
+                              "samples, grids and generate use it (default: off; progan "
+                              "0.999)"),
         gan.add_argument("--r1-weight", type=float, default=None, metavar="GAMMA",
                          help="GANs: R1 penalty gamma/2 E||grad D(x)||^2 on real samples "
                               "(not with cwgan-gp's wgan-gp loss, which has its own penalty)"),
@@ -348,12 +350,22 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                          help="GANs: spectral normalization of the discriminator's layers"),
         gan.add_argument("--minibatch-std", type=positive_int, default=None, metavar="G",
                          help="GANs: minibatch standard-deviation feature in the "
-                              "discriminator, groups of G samples (e.g. 4)"),
+                              "discriminator, groups of G samples (e.g. 4; progan: 4 "
+                              "unless set)"),
         gan.add_argument("--augment", default=None, metavar="POLICY",
-                         help="cwgan-gp: DiffAugment policy, e.g. "
+                         help="cwgan-gp, progan: DiffAugment policy, e.g. "
                               "translation,cutout,brightness,contrast"),
         gan.add_argument("--gp-weight", type=float, default=None,
-                         help="cwgan-gp: gradient penalty weight"),
+                         help="cwgan-gp, progan: gradient penalty weight"),
+        gan.add_argument("--phase-steps", type=positive_int, default=None, metavar="N",
+                         help="progan: generator steps at each resolution once faded in "
+                              "(and at the start size; default 500)"),
+        gan.add_argument("--fade-steps", type=positive_int, default=None, metavar="N",
+                         help="progan: generator steps over which each new resolution fades "
+                              "in, alpha 0 -> 1 (default 500)"),
+        gan.add_argument("--start-size", type=positive_int, default=None, metavar="PX",
+                         help="progan: the resolution growing starts from (4, 8, ...; default "
+                              "4); full size after (levels to grow) x (fade + phase steps)"),
         gan.add_argument("--gp-every", type=positive_int, default=None, metavar="K",
                          help="cwgan-gp: lazy regularization, the penalty on every K-th critic "
                               "step weighted K x gp-weight (K divides --n-critic; default 1: "

@@ -35,7 +35,8 @@ GAN_OPTIONS = {
     "--feature-matching": [], "--mixed-precision": [], "--steps-per-execution": ["2"],
     "--loss": ["hinge"], "--conditioning": ["acgan"], "--acgan-weight": ["0.5"],
     "--ema-decay": ["0.999"], "--r1-weight": ["10"], "--spectral-norm": [],
-    "--minibatch-std": ["4"],
+    "--minibatch-std": ["4"], "--phase-steps": ["10"], "--fade-steps": ["10"],
+    "--start-size": ["8"],
 }
 UNET_OPTIONS = {
     "--unet-lr": ["0.01"], "--lr": ["0.01"], "--depth": ["2"], "--dropout": ["0.2"],
@@ -157,7 +158,7 @@ def test_train_groups_hold_each_models_options(capsys):
 def test_every_model_specific_option_says_which_model_reads_it():
     args = cli.build_parser().parse_args(_train())
     for action in args.gan_only:
-        assert re.match(r"(unconditional )?(GANs|(gan|dcgan|wgan|cwgan-gp)(, |:))",
+        assert re.match(r"(unconditional )?(GANs|(gan|dcgan|wgan|cwgan-gp|progan)(, |:))",
                         action.help), action.option_strings
     for action in args.unet_only:
         assert action.help.startswith("U-Net: "), action.option_strings

@@ -193,6 +193,10 @@ FAMILY_MODELS = {
     "cwgan_acgan": ("cwgan-gp", (16, 16, 2), dict(latent_dim=8, width=4, critic_norm="none",
                                                   loss="ns", conditioning="acgan",
                                                   acgan_weight=0.5, ema_decay=0.9)),
+    # ProGAN from 8 px: its first step at 8 px, its second the first of the fade into 16 px
+    # (the growth state, set after each generator update, is compared with the weights).
+    "progan": ("progan", (16, 16, 2), dict(latent_dim=8, width=4, phase_steps=1, fade_steps=2,
+                                           start_size=8, minibatch_std=2, ema_decay=0.9)),
 }
 SHARED = """
 import json, keras, numpy as np
@@ -353,7 +357,7 @@ def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
     workdir, _, _ = step_results
     # The generator EMA, where the model keeps one, starts from the initial generator.
     averaged = (workdir / f"{kind}_tf" / "generator_ema.weights.h5").is_file()
-    assert averaged == (kind in ("cwgan_hinge", "cwgan_acgan"))
+    assert averaged == (kind in ("cwgan_hinge", "cwgan_acgan", "progan"))
     for player in ("generator", "critic") + (("generator_ema",) if averaged else ()):
         init_dir = workdir / ("init" if kind not in FAMILY_MODELS else f"init_{kind}")
         init = _h5_arrays(init_dir / f"{player.removesuffix('_ema')}.weights.h5")

@@ -7,7 +7,9 @@ The walk of notebooks 02-04, one step per file:
 * ``dcgan.DCGAN``: the same game played by convolutional players (Radford et al.);
 * ``wgan.WGAN``: a critic estimating the Earth-Mover distance, kept Lipschitz by clipping;
 * ``cwgan_gp.ConditionalWGANGP``: the project's central model, image and mask generated
-  together, conditioned on the class, kept Lipschitz by a gradient penalty.
+  together, conditioned on the class, kept Lipschitz by a gradient penalty;
+* ``progan.ProGAN``: the same conditional image+mask model, grown from 4x4 to full size
+  with fade-in, equalized learning rate and pixel norm (Karras et al., 2018).
 
 (``cwgan_gp.ConditionalWGANGP``, the conditional image+mask model the walk leads to, shares
 the same base in ``base.BaseGAN``.)
@@ -34,6 +36,7 @@ _EXPORTS = {
     "VanillaGAN": "gan", "build_mlp_discriminator": "gan", "build_mlp_generator": "gan",
     "make_vanilla_gan": "gan",
     "WGAN": "wgan", "build_wgan_critic": "wgan", "make_wgan": "wgan",
+    "ProGAN": "progan", "make_progan": "progan",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -394,6 +394,12 @@ class BaseGAN(keras.Model):
         self.constrain_discriminator()
         update_spectral_norms(self.discriminator)
 
+    def after_generator_update(self, step) -> None:
+        """What follows every generator update on both backends, ``step`` the generator
+        updates so far (1 after the first): the EMA update here; ProGAN also moves its
+        growth schedule (resolution level, fade-in alpha) to the next step's."""
+        self.update_ema(step)
+
     def regularized_discriminator_loss(self, real, fake, labels, alpha):
         """The family's ``discriminator_loss`` plus the R1 penalty on the real batch when
         ``r1_weight`` is set: what both backends' steps minimise for the discriminator."""
@@ -534,7 +540,7 @@ class BaseGAN(keras.Model):
             fake = self.generate(latent, labels, training=True)
             loss, logs = self.generator_loss(real, fake, labels)
         self.apply_gradients(tape, loss, self.g_optimizer, self.generator.trainable_variables)
-        self.update_ema(self.g_optimizer.iterations)
+        self.after_generator_update(self.g_optimizer.iterations)
         return logs
 
     @staticmethod

@@ -29,7 +29,8 @@ file, and this module holds the gradient machinery only:
 The small-data tricks are the model's too: the discriminator minimises
 ``regularized_discriminator_loss`` (the family's loss plus R1), ``after_discriminator_update``
 follows every discriminator update (clipping, spectral norms' power iteration), and
-``update_ema`` every generator update, each run in the stateless scope like the losses.
+``after_generator_update`` (the EMA update; ProGAN's growth schedule) every generator
+update, each run in the stateless scope like the losses.
 
 The trainer reads ``n_critic``, the penalty schedule (``penalizes``), the optimizer defaults
 and the logged names (``METRIC_NAMES``) from the model, so the two backends cannot drift
@@ -218,11 +219,11 @@ class JaxGANTrainer:
         model = self.model
         state, logs = self._update(state, "g", lambda: model.generator_loss(
             real, model.generate(latent, labels, training=True), labels))
-        if model.ema_generator is not None:
-            # The weight average follows the updated generator (update t = the new count).
-            step = state["g_optimizer"][self._g_iterations_index]
-            _, after = self._run(state, lambda: model.update_ema(step))
-            state = {**state, "g_ema": after["g_ema"]}
+        # The weight average follows the updated generator (update t = the new count), and
+        # whatever else the family does after a generator update (ProGAN's growth state).
+        step = state["g_optimizer"][self._g_iterations_index]
+        _, after = self._run(state, lambda: model.after_generator_update(step))
+        state = {**state, **{k: after[k] for k in STATE_GROUPS if k not in TRAINABLE}}
         return state, logs
 
     def _train_step(self, state, real, labels, latents, alphas):

@@ -92,15 +92,18 @@ class TrainConfig:
 
     #: Options of the cWGAN-GP alone (the other families have one loss and no classes).
     CWGAN_ONLY = ("loss", "conditioning", "acgan_weight")
+    #: Options of ProGAN alone: its growth schedule.
+    PROGAN_ONLY = ("phase_steps", "fade_steps", "start_size")
 
     def check_model_options(self) -> None:
         """A one-line error, before any data is read, for an option the model lacks or a
         combination it refuses (R1 with wgan-gp's penalty, lazy GP without a GP, ...)."""
         options = self.model_options
-        misplaced = [k for k in self.CWGAN_ONLY if k in options and self.model != "cwgan-gp"]
-        if misplaced:
-            raise MriganError(f"--{misplaced[0].replace('_', '-')} is an option of --model "
-                              f"cwgan-gp, not of {self.model}")
+        for family, own in (("cwgan-gp", self.CWGAN_ONLY), ("progan", self.PROGAN_ONLY)):
+            misplaced = [k for k in own if k in options and self.model != family]
+            if misplaced:
+                raise MriganError(f"--{misplaced[0].replace('_', '-')} is an option of --model "
+                                  f"{family}, not of {self.model}")
         for name in ("ema_decay", "r1_weight"):
             if name in options and not isinstance(options[name], (int, float)):
                 raise MriganError(f"--{name.replace('_', '-')} must be a number, "
