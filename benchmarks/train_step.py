@@ -441,7 +441,7 @@ def measure_size(size: int, steps: int | None = None, phases: bool | None = None
     # The step's FLOPs from its graph, per variant of the same method (the lazy penalty
     # does fewer), and its FLOP/s at the median and the fastest step.
     for name, (model, _, _) in variants.items():
-        if name == "textbook" or "xla" in name:
+        if name == "textbook" or name.startswith("ours_xla"):
             continue   # the textbook's graph is ours' method; XLA rewrites the graph
         flops = step_flops(model, pipeline)
         r = results[name]

@@ -18,18 +18,24 @@ from typing import Any, Sequence
 
 import keras
 import numpy as np
+from keras import ops
 
 from mrigan_tf.data import load_dataset
 from mrigan_tf.data.contract import PreparedDataset
 from mrigan_tf.data.phantom import PhantomConfig, write_phantom
+from mrigan_tf.evaluation.compare import LightJudge
 from mrigan_tf.lazy_tensorflow import tf
 from mrigan_tf.metrics.frechet import frechet_distance_from_features
 from mrigan_tf.metrics.kid import kernel_inception_distance
+from mrigan_tf.metrics.c2st import real_vs_real_floor
 from mrigan_tf.metrics.ssim import pairwise_ms_ssim
+from mrigan_tf.models.choices import WASSERSTEIN_LOSSES
+from mrigan_tf.models.cwgan_gp import LOSSES
 from mrigan_tf.models.losses import gradient_penalty, interpolate, wasserstein_critic_loss
 from mrigan_tf.reference import is_available, matches_dataset, reference_dir
 from mrigan_tf.training.run_directory import (CONFIG_FILE, SUMMARY_FILE, history_columns,
                                               read_history)
+from mrigan_tf.synth import build_synthetic_dataset
 from mrigan_tf.training.runner import TrainConfig, load_run, train_gan
 
 #: The phantom the reference model was trained on lives here; others get a name of their own.
@@ -379,3 +385,133 @@ def fid_by_extractor(extractors: dict[str, Any], reference: np.ndarray, candidat
         results[name] = {"dim": int(extract.dim), "fid": float(fid), "floor": float(floor),
                          "ratio": float(fid / max(floor, 1e-12))}
     return results
+
+
+# ## The loss functions (notebook 10)
+
+def minimax_generator_loss(fake_logits):
+    """The generator's loss of the original minimax game (Goodfellow et al., 2014):
+    ``E log(1 - D(G(z)))``, minus the discriminator's own loss on fakes. It *saturates*: where
+    the discriminator is sure a sample is fake (``D -> 0``) its gradient vanishes, which is
+    why every family here trains the generator with the non-saturating ``ns`` loss instead.
+    Kept for the comparison, trained by no model."""
+    return -ops.mean(ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits,
+                                             from_logits=True))
+
+
+def generator_losses() -> dict[str, Any]:
+    """The generator losses to compare, by name: the saturating minimax one, then each
+    ``--loss`` of the cWGAN-GP (``mrigan_tf.models.cwgan_gp.LOSSES``; wgan-gp and wgan-clip
+    share the Wasserstein generator loss), all functions of the critic's outputs on fakes."""
+    return {"minimax (saturating)": minimax_generator_loss, "ns": LOSSES["ns"][1],
+            "lsgan": LOSSES["lsgan"][1], "hinge": LOSSES["hinge"][1],
+            "wasserstein": LOSSES["wgan-gp"][1]}
+
+
+def generator_loss_gradients(losses: dict[str, Any], outputs: np.ndarray) -> dict[str, np.ndarray]:
+    """``dL_G / dl`` for each critic output ``l`` in ``outputs``, per loss (name -> function
+    of a batch of outputs, e.g. ``generator_losses()``), by automatic differentiation.
+
+    The losses are batch means, so the gradient w.r.t. one sample's output is ``1/N`` of its
+    own term's derivative; multiplied by ``N`` here, each value is the derivative for that
+    output alone. Negative: the generator is pushed to raise the critic's output.
+    """
+    values = tf.constant(np.asarray(outputs, np.float32).reshape(-1, 1))
+    gradients = {}
+    for name, loss in losses.items():
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            total = loss(values)
+        gradients[name] = tape.gradient(total, values).numpy()[:, 0] * len(outputs)
+    return gradients
+
+
+def loss_model_options(loss: str, options: dict[str, Any], n_critic: int) -> dict[str, Any]:
+    """``options`` with ``loss``, and ``n_critic`` critic updates per generator update for the
+    Wasserstein losses (the others keep their default, one: their discriminator is not asked
+    to approximate a distance, so it need not be trained closer to its optimum)."""
+    options = {**options, "loss": loss}
+    if loss in WASSERSTEIN_LOSSES:
+        options["n_critic"] = n_critic
+    else:
+        options.pop("n_critic", None)
+    return options
+
+
+def train_each_loss(config: TrainConfig, losses: Sequence[str], run_dir: str | os.PathLike,
+                    n_critic: int, **train_options: Any
+                    ) -> tuple[dict[str, Path], dict[str, dict[str, list[float]]]]:
+    """``config`` trained once per loss, into ``run_dir/<loss>``, each with
+    ``loss_model_options``; a finished run of exactly that configuration is loaded instead.
+    Returns ``(runs, histories)``: loss -> run directory, loss -> its logged columns."""
+    runs, histories = {}, {}
+    for loss in losses:
+        options = loss_model_options(loss, config.model_options, n_critic)
+        one = dataclasses.replace(config, model_options=options)
+        target = Path(run_dir) / loss
+        print(f"--- {loss}: {options}")
+        _, histories[loss], runs[loss] = train_or_load(one, target, reuse=[target],
+                                                       **train_options)
+    return runs, histories
+
+
+#: The comparison table's columns: (key, title, format) for ``visualization.format_rows``.
+LOSS_TABLE_COLUMNS = [("c2st", "C2ST", ".3f"), ("c2st_ci_low", "low", ".3f"),
+                      ("c2st_ci_high", "high", ".3f"), ("fid_over_floor", "FID/floor", ".2f"),
+                      ("empty_tumor_masks", "tumor w/o mask", ".1%"),
+                      ("seconds", "train s", ".0f"), ("critic_steps", "D steps", "d")]
+
+
+def loss_comparison(runs: dict[str, str | os.PathLike], real: PreparedDataset, n: int,
+                    seed: int = 0, classifier_steps: int = 1000, max_images: int = 2000,
+                    models: dict[str, keras.Model] | None = None) -> dict[str, dict[str, Any]]:
+    """One row per trained run (name -> run directory), judged like ``mrigan-tf compare``
+    judges its snapshots (``evaluation.compare.LightJudge``): the classifier two-sample
+    test's accuracy on the image channel with its interval (1/2: indistinguishable), and
+    the FID of as many synthetic slices as there are held-out real ones, in the domain
+    classifier's features, over the real-vs-real FID (1: as close as new real subjects).
+    Each run generates ``n`` balanced pairs. Also: the share of tumor pairs without a mask,
+    training seconds and critic steps. The first row, ``real (floor)``, is real train vs
+    real held-out subjects: the best a generator can score. ``models``: the runs' models
+    already loaded (name -> model), to skip loading them again.
+    """
+    judge = LightJudge(real, {"seed": seed, "classifier_steps": classifier_steps,
+                              "max_images": max_images})
+    floor = real_vs_real_floor(real, seed=seed, channels="image")
+    rows: dict[str, dict[str, Any]] = {"real (floor)": {
+        "c2st": floor.accuracy, "c2st_ci_low": floor.ci_low, "c2st_ci_high": floor.ci_high,
+        "fid_over_floor": 1.0}}
+    for name, run in runs.items():
+        model = (models or {}).get(name) or load_run(run)[0]
+        synthetic = build_synthetic_dataset(model, real.class_names, n, seed=seed,
+                                            progress=False, meta={"snapshot": {"model": name}})
+        score = judge.score(synthetic)
+        tumor = synthetic.labels != 0
+        area = synthetic.masks.reshape(len(synthetic), -1).sum(axis=1)
+        summary = training_summary(run)
+        rows[name] = {"c2st": score["c2st_image"], "c2st_ci_low": score["c2st_image_ci_low"],
+                      "c2st_ci_high": score["c2st_image_ci_high"],
+                      "fid_over_floor": score["fid_over_floor"],
+                      "empty_tumor_masks": float(np.mean(area[tumor] == 0)) if tumor.any() else None,
+                      "seconds": summary["seconds"], "critic_steps": summary["critic_steps"]}
+    return rows
+
+
+# ## ProGAN: what the players see while growing (notebook 09)
+
+def growth_views(model, states: Sequence[tuple[int, float]], real: np.ndarray | None = None,
+                 latent: np.ndarray | None = None, labels: np.ndarray | None = None) -> np.ndarray:
+    """For each ``(level, alpha)`` of ``states``, shape (len(states), N, H, W, C): the real
+    batch ``real`` as a ``ProGAN``'s critic sees it then (``fade_reals``), or, without
+    ``real``, the model's samples of ``latent`` and ``labels``. The model's own growth state
+    is put back afterwards."""
+    saved = model.growth
+    views = []
+    try:
+        for level, alpha in states:
+            model.set_growth(level, alpha)
+            views.append(keras.ops.convert_to_numpy(model.fade_reals(real)) if real is not None
+                         else model.sample(latent=latent, labels=labels))
+    finally:
+        model.set_growth(*saved)
+    return np.stack(views)

@@ -68,6 +68,12 @@ _GPU: dict[str, dict[str, Any]] = {
         "DIVERSITY_PAIRS": 500, "LPIPS_PAIRS": 200, "TSTR_FRACTIONS": [0.25, 1.0],
         "TSTR_STEPS": 500, "UNET_WIDTH": 32},
     "08_synthetic_dataset": {**DEFAULT_PHANTOM, "N": 10_000, "GAN_STEPS": 200},
+    # One conditional model per loss, the same generator steps each; N_CRITIC for the
+    # Wasserstein losses only (ns, lsgan and hinge update their discriminator once a step).
+    "10_loss_functions": {
+        **DEFAULT_PHANTOM, "LOSSES": ["wgan-gp", "wgan-clip", "ns", "lsgan", "hinge"],
+        "STEPS": 2000, "STEPS_PER_EPOCH": 200, "BATCH_SIZE": 64, "WIDTH": 32, "LATENT_DIM": 128,
+        "N_CRITIC": 5, "N_EVAL": 1000, "CLASSIFIER_STEPS": 1000},
 }
 
 # Only what differs from the gpu profile.
@@ -94,6 +100,11 @@ _CPU: dict[str, dict[str, Any]] = {
                       "DIVERSITY_PAIRS": 200, "LPIPS_PAIRS": 50, "TSTR_STEPS": 200,
                       "UNET_WIDTH": 8, "BATCH_SIZE": 16},
     "08_synthetic_dataset": {"N": 5000},
+    # 32 px, the reference's width and latent: five runs of 300 generator steps (the two
+    # Wasserstein ones with 3 critic updates each), then five light evaluations.
+    "10_loss_functions": {"SIZE": 32, "STEPS": 300, "STEPS_PER_EPOCH": 100, "BATCH_SIZE": 32,
+                          "WIDTH": 16, "LATENT_DIM": 64, "N_CRITIC": 3, "N_EVAL": 500,
+                          "CLASSIFIER_STEPS": 300},
 }
 
 _SMOKE: dict[str, dict[str, Any]] = {
@@ -118,6 +129,12 @@ _SMOKE: dict[str, dict[str, Any]] = {
                       "KID_SUBSETS": 3, "DIVERSITY_PAIRS": 20, "LPIPS_PAIRS": 4,
                       "TSTR_FRACTIONS": [1.0], "TSTR_STEPS": 2, "UNET_WIDTH": 4},
     "08_synthetic_dataset": {"N": 40, "GAN_STEPS": 2},
+    # Two of the five losses, one Wasserstein and one not: both code paths, in CI's minute
+    # (section 2 still differentiates all five).
+    "10_loss_functions": {"LOSSES": ["wgan-gp", "hinge"],
+                          "SUBJECTS": 6, "SIZE": 16, "STEPS": 2, "STEPS_PER_EPOCH": 2,
+                          "BATCH_SIZE": 8, "WIDTH": 4, "LATENT_DIM": 8, "N_CRITIC": 2,
+                          "N_EVAL": 32, "CLASSIFIER_STEPS": 10},
 }
 
 #: Estimated minutes of each notebook at the cpu profile on the 2-core CPU under load (see
@@ -125,7 +142,7 @@ _SMOKE: dict[str, dict[str, Any]] = {
 #: and 03 ran first at the same profile; without their runs, add about 3 and 5 minutes.
 CPU_MINUTES = {"01_preprocessing": 3, "02_vanilla_gan": 12, "03_dcgan": 5, "04_wgan": 12,
                "05_conditional_wgan_gp": 15, "06_unet_segmentation": 8, "07_evaluation": 15,
-               "08_synthetic_dataset": 5}
+               "08_synthetic_dataset": 5, "10_loss_functions": 15}
 
 NOTEBOOKS = tuple(_GPU)
 #: Notebooks that train nothing, hence have no XLA switch.
