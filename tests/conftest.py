@@ -6,6 +6,7 @@ that the data tests run in seconds. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import nibabel as nib
@@ -209,3 +210,60 @@ def pytest_collection_modifyitems(config, items):
             continue
         group = item.nodeid if item.get_closest_marker(SPREAD_MARK) else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+# ## Where the suite's CPU goes (`make test` prints it; robust on a shared, loaded machine)
+
+#: How many of the costliest test files the terminal summary lists.
+CPU_REPORT_FILES = 25
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its finished children (subprocesses,
+    notebook kernels), in seconds."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Record each test's CPU seconds (setup, call and teardown, module fixtures included)
+    as a user property: pytest-xdist carries it from the worker to the controller."""
+    start = _cpu_seconds()
+    item.user_properties.append(("cpu_s", start))   # replaced below once the test is done
+    yield
+    item.user_properties[:] = [(k, v) for k, v in item.user_properties if k != "cpu_s"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    start = dict(item.user_properties).get("cpu_s")
+    if start is not None:
+        report.user_properties = [*[(k, v) for k, v in report.user_properties if k != "cpu_s"],
+                                  ("cpu_s", _cpu_seconds() - start)]
+
+
+_CPU_BY_FILE: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """On the controller: each test's CPU at its last phase (teardown) is its total."""
+    if report.when == "teardown":
+        cpu = dict(report.user_properties).get("cpu_s")
+        if cpu is not None:
+            path = report.nodeid.split("::")[0]
+            _CPU_BY_FILE[path] = _CPU_BY_FILE.get(path, 0.0) + cpu
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _CPU_BY_FILE:
+        return
+    total = sum(_CPU_BY_FILE.values())
+    terminalreporter.section(f"CPU seconds per test file (total {total:.0f} s; wall-clock "
+                             "durations above swing with the machine's load, these do not)")
+    ranked = sorted(_CPU_BY_FILE.items(), key=lambda kv: -kv[1])[:CPU_REPORT_FILES]
+    for path, cpu in ranked:
+        terminalreporter.write_line(f"{cpu:8.1f} s  {100 * cpu / total:4.1f}%  {path}")
