@@ -68,6 +68,10 @@ _GPU: dict[str, dict[str, Any]] = {
         "DIVERSITY_PAIRS": 500, "LPIPS_PAIRS": 200, "TSTR_FRACTIONS": [0.25, 1.0],
         "TSTR_STEPS": 500, "UNET_WIDTH": 32},
     "08_synthetic_dataset": {**DEFAULT_PHANTOM, "N": 10_000, "GAN_STEPS": 200},
+    # ProGAN on the reference's phantom: 64 px after 4 x (800 + 800) = 6,400 steps.
+    "09_progan": {
+        **DEFAULT_PHANTOM, "STEPS": 8000, "STEPS_PER_EPOCH": 400, "BATCH_SIZE": 64, "WIDTH": 32,
+        "LATENT_DIM": 128, "PHASE_STEPS": 800, "FADE_STEPS": 800, "N_COMPARE": 2000},
     # One conditional model per loss, the same generator steps each; N_CRITIC for the
     # Wasserstein losses only (ns, lsgan and hinge update their discriminator once a step).
     "10_loss_functions": {
@@ -100,6 +104,10 @@ _CPU: dict[str, dict[str, Any]] = {
                       "DIVERSITY_PAIRS": 200, "LPIPS_PAIRS": 50, "TSTR_STEPS": 200,
                       "UNET_WIDTH": 8, "BATCH_SIZE": 16},
     "08_synthetic_dataset": {"N": 5000},
+    # The reference's width and latent; 64 px after 4 x (80 + 80) = 640 of 800 steps. One
+    # critic update a step: a guessed 0.8 s a step under load (not measured), about 11 min.
+    "09_progan": {"STEPS": 800, "STEPS_PER_EPOCH": 80, "BATCH_SIZE": 32, "WIDTH": 16,
+                  "LATENT_DIM": 64, "PHASE_STEPS": 80, "FADE_STEPS": 80, "N_COMPARE": 1000},
     # 32 px, the reference's width and latent: five runs of 300 generator steps (the two
     # Wasserstein ones with 3 critic updates each), then five light evaluations.
     "10_loss_functions": {"SIZE": 32, "STEPS": 300, "STEPS_PER_EPOCH": 100, "BATCH_SIZE": 32,
@@ -129,6 +137,9 @@ _SMOKE: dict[str, dict[str, Any]] = {
                       "KID_SUBSETS": 3, "DIVERSITY_PAIRS": 20, "LPIPS_PAIRS": 4,
                       "TSTR_FRACTIONS": [1.0], "TSTR_STEPS": 2, "UNET_WIDTH": 4},
     "08_synthetic_dataset": {"N": 40, "GAN_STEPS": 2},
+    "09_progan": {"SUBJECTS": 6, "SIZE": 16, "STEPS": 4, "STEPS_PER_EPOCH": 2, "BATCH_SIZE": 8,
+                  "WIDTH": 8, "LATENT_DIM": 8, "PHASE_STEPS": 1, "FADE_STEPS": 1,
+                  "N_COMPARE": 32},
     # Two of the five losses, one Wasserstein and one not: both code paths, in CI's minute
     # (section 2 still differentiates all five).
     "10_loss_functions": {"LOSSES": ["wgan-gp", "hinge"],
@@ -142,7 +153,7 @@ _SMOKE: dict[str, dict[str, Any]] = {
 #: and 03 ran first at the same profile; without their runs, add about 3 and 5 minutes.
 CPU_MINUTES = {"01_preprocessing": 3, "02_vanilla_gan": 12, "03_dcgan": 5, "04_wgan": 12,
                "05_conditional_wgan_gp": 15, "06_unet_segmentation": 8, "07_evaluation": 15,
-               "08_synthetic_dataset": 5, "10_loss_functions": 15}
+               "08_synthetic_dataset": 5, "09_progan": 18, "10_loss_functions": 15}
 
 NOTEBOOKS = tuple(_GPU)
 #: Notebooks that train nothing, hence have no XLA switch.

@@ -13,15 +13,18 @@ from __future__ import annotations
 import math
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from mrigan_tf import cli
 from mrigan_tf.data.contract import load_dataset
 from mrigan_tf.errors import MriganError
+from mrigan_tf.experiments import growth_views
 from mrigan_tf.models.progan import (EqualizedConv2D, EqualizedDense, PixelNorm, fade_layers,
                                      full_size_step, growth_schedule, make_progan)
 from mrigan_tf.training.runner import TrainConfig, train_gan
+from mrigan_tf.visualization import plot_growth_schedule
 
 TINY = dict(latent_dim=8, width=8, phase_steps=1, fade_steps=2)
 
@@ -101,6 +104,10 @@ def test_options_are_checked():
         make_progan((16, 16, 2), latent_dim=8, width=8, fade_steps=0)
     with pytest.raises(ValueError, match="power of two >= 8"):
         make_progan((4, 4, 2), **TINY)
+    # Without EMA it stays without one through its config (the family's default is 0.999).
+    plain = make_progan((8, 8, 2), ema_decay=0.0, start_size=8, **TINY)
+    again = type(plain).from_config(plain.get_config())
+    assert again.ema_generator is None and again.start_size == 8 and again.fade_steps == 2
 
 
 # ## Fade-in
@@ -146,6 +153,25 @@ def test_critic_and_real_images_see_only_the_current_resolution(model):
     assert np.abs(scores(x) - scores(blurred)).max() > 1e-3
     np.testing.assert_allclose(_numpy(model.fade_reals(x)), 0.5 * blurred + 0.5 * x, atol=1e-6)
     model.set_growth(*model.growth_at(0))
+
+
+def test_notebook_helpers_show_the_growth(model):
+    """Notebook 09's views of the growth: what the critic sees per state, and the schedule."""
+    x = np.random.default_rng(3).uniform(-1, 1, (2, 16, 16, 2)).astype("float32")
+    views = growth_views(model, [(0, 1.0), (2, 0.5), (2, 1.0)], real=x)
+    assert views.shape == (3, 2, 16, 16, 2)
+    np.testing.assert_allclose(views[0], _upsample(_downsample(x, 4), 4), atol=1e-6)
+    np.testing.assert_allclose(views[2], x, atol=1e-6)
+    samples = growth_views(model, [(1, 1.0)], latent=np.zeros((2, 8), "float32"),
+                           labels=np.array([0, 1]))
+    assert samples.shape == (1, 2, 16, 16, 2)
+    np.testing.assert_array_equal(samples[0], _upsample(samples[0][:, ::2, ::2], 2))
+    assert model.growth == (0, 1.0)                  # put back
+    steps = np.arange(12)
+    levels, alphas = (_numpy(v) for v in growth_schedule(steps, 0, 2, 3, 2))
+    figure = plot_growth_schedule(steps, levels, alphas)
+    assert len(figure.axes) == 2
+    plt.close(figure)
 
 
 # ## A run stopped mid-fade, resumed across the phase boundary; generate reads it

@@ -432,8 +432,10 @@ class ProGAN(ConditionalWGANGP):
         return super().discriminator_loss(self.fade_reals(real), fake, labels, alpha)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "phase_steps": self.phase_steps,
-                "fade_steps": self.fade_steps, "start_size": self.start_size}
+        # ema_decay always: BaseGAN leaves out a 0, and this family's default is 0.999.
+        return {**super().get_config(), "ema_decay": self.ema_decay,
+                "phase_steps": self.phase_steps, "fade_steps": self.fade_steps,
+                "start_size": self.start_size}
 
 
 def make_progan(image_shape=(64, 64, 2), num_classes: int = 2, latent_dim: int = 128,
