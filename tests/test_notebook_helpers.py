@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mrigan_tf.experiments import (RESIZE_METHODS, fid_by_extractor, resize_round_trips,
-                                   snapshot_diversity)
+from mrigan_tf.experiments import (RESIZE_METHODS, critic_surface, fid_by_extractor,
+                                   resize_round_trips, ring_and_blob, snapshot_diversity,
+                                   train_toy_critic)
 from mrigan_tf.visualization import (format_rows, plot_class_rows, plot_critic_surfaces,
                                      plot_diversity_and_drift, plot_histograms,
                                      plot_joint_batch, plot_nearest_real,
@@ -180,3 +181,14 @@ def test_plot_critic_surfaces_one_panel_per_method_with_its_slope():
     assert [ax.get_title() for ax in fig.axes] == ["a: median |grad f| = 0.5",
                                                    "b: median |grad f| = 1"]
     assert len(fig.axes[0].collections[-1].get_offsets()) == 4      # the fake points drawn
+
+
+def test_toy_critics_clipping_bounds_the_weights_and_the_penalty_reaches_slope_one():
+    real, fake = ring_and_blob(512, seed=0)
+    xs = np.linspace(-3, 3, 31, dtype="float32")
+    clipped = train_toy_critic("weight clipping", real, fake, 200, clip_value=0.01, batch_size=128)
+    assert max(float(np.abs(w.numpy()).max()) for w in clipped.trainable_variables) <= 0.01
+    penalized = train_toy_critic("gradient penalty", real, fake, 200, batch_size=128)
+    slope_clipped, slope_penalized = critic_surface(clipped, xs)[1], critic_surface(penalized, xs)[1]
+    assert slope_penalized > 10 * slope_clipped          # notebook 04's assertion, in small
+    assert 0.3 < slope_penalized < 2.0                   # of order 1, as the penalty asks
