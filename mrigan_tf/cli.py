@@ -287,8 +287,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from mrigan_tf.models.mixed_precision import POLICIES
 
     parser.add_argument("--model", required=True,
-                        help="gan, dcgan, wgan, cwgan-gp, progan (the GANs), or unet (the "
-                             "segmentation network)")
+                        help="gan, dcgan, wgan, cwgan-gp, progan (the GANs), spade (renders "
+                             "the dataset's layouts into images; needs a dataset with "
+                             "layouts), or unet (the segmentation network)")
     parser.add_argument("--data", required=True,
                         help="dataset directory (dataset.npz + meta.json)")
     parser.add_argument("--out", required=True,
@@ -313,8 +314,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="any other option of the model's factory (repeatable)")
 
     gan = parser.add_argument_group(
-        "GAN options", "For --model gan, dcgan, wgan, cwgan-gp and progan; refused with --model "
-                       "unet. Unset, each GAN uses its own default.")
+        "GAN options", "For the GANs (gan, dcgan, wgan, cwgan-gp, progan, spade); refused "
+                       "with the U-Net. Unset, each GAN uses its own default.")
     mixed = [policy.removeprefix("mixed_") for policy in POLICIES if policy != "float32"]
     gan_only = (
         gan.add_argument("--d-lr", type=float, default=None,

@@ -12,6 +12,12 @@ one NIfTI stack per class, and a ``manifest.csv`` listing every pair.
   class input: it draws the class mix it learnt, and on a two-class dataset each slice's
   label is read from its mask (class 0 = empty mask, the contract's convention).
 * Masks: the generator's mask channel is ``2*mask-1`` in [-1, 1]; thresholded at 0.
+* Layout-conditioned generators (SPADE) render a layout into an image instead: each slice's
+  mask is the mask (tumor) classes of its layout, exactly, and the layout is written too.
+  The layouts are, for now, **real layouts of the training split**, drawn with replacement
+  per class (``meta.json``'s ``generation.layouts`` says so): the images are new, the
+  anatomy and tumor outlines are the training subjects'. A layout generator, so that
+  nothing of a real subject is copied, is issue 17's item 3.
 * Splits: every synthetic slice is its own "subject"; a ``val_fraction`` of them (default
   10%) forms a validation split for early stopping; there is no synthetic test split: tests
   are always on held-out *real* subjects.
@@ -33,7 +39,9 @@ import numpy as np
 
 from mrigan_tf import __version__
 from mrigan_tf.atomic import atomic_directory
-from mrigan_tf.data.contract import PreparedDataset, validate_dataset, write_dataset_files
+from mrigan_tf.data.contract import (PreparedDataset, load_dataset, validate_dataset,
+                                     write_dataset_files)
+from mrigan_tf.data.layout import layout_meta
 from mrigan_tf.errors import MriganError
 from mrigan_tf.models.base import latent_noise
 from mrigan_tf.progress import progress_bar
@@ -63,20 +71,28 @@ def class_counts(n: int, num_classes: int, proportions: Sequence[float] | None =
 
 
 def generate_pairs(model, labels: np.ndarray, seed: int = 0, batch_size: int = 500,
-                   progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                   progress: bool = True,
+                   layouts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images (float32 in [-1, 1], (N, H, W, C)) and binary masks (uint8, (N, H, W, 1)).
 
     The joint sample is ``concat([image channels, 2*mask-1], -1)``: the mask is the last channel.
+    A layout-conditioned model renders ``layouts`` (one per label) and the masks are theirs.
     """
     latent = latent_noise(len(labels), model.latent_dim, seed)
     images, masks = [], []
     conditional = getattr(model, "CONDITIONAL", False)
     bar = progress_bar(total=len(labels), desc="generating", unit="pair", disable=not progress)
     for start in range(0, len(labels), batch_size):
-        chunk = latent[start:start + batch_size]
-        joint = (model.sample(latent=chunk, labels=labels[start:start + batch_size],
-                              batch_size=batch_size) if conditional
-                 else model.sample(latent=chunk, batch_size=batch_size))
+        chunk, rows = latent[start:start + batch_size], slice(start, start + batch_size)
+        if layouts is not None:
+            images.append(np.clip(model.sample(layouts=layouts[rows], labels=labels[rows],
+                                               latent=chunk, batch_size=batch_size),
+                                  -1.0, 1.0).astype(np.float32))
+            masks.append(model.masks_of(layouts[rows]))
+            bar.update(len(chunk))
+            continue
+        joint = (model.sample(latent=chunk, labels=labels[rows], batch_size=batch_size)
+                 if conditional else model.sample(latent=chunk, batch_size=batch_size))
         images.append(np.clip(joint[..., :-1], -1.0, 1.0).astype(np.float32))
         masks.append((joint[..., -1:] > 0.0).astype(np.uint8))
         bar.update(len(joint))
@@ -87,14 +103,29 @@ def generate_pairs(model, labels: np.ndarray, seed: int = 0, batch_size: int = 5
 def build_synthetic_dataset(model, class_names: Sequence[str], n: int, seed: int = 0,
                             proportions: Sequence[float] | None = None, per_class: bool = False,
                             val_fraction: float = 0.1, batch_size: int = 500,
-                            progress: bool = True, meta: dict[str, Any] | None = None) -> PreparedDataset:
+                            progress: bool = True, meta: dict[str, Any] | None = None,
+                            layout_source: PreparedDataset | None = None) -> PreparedDataset:
     """Generate a synthetic ``PreparedDataset`` with an image + mask generator: a conditional
     one (cwgan-gp), or an unconditional one trained jointly on image + mask, whose labels are
-    read from its masks (two classes only; see the module docstring)."""
+    read from its masks (two classes only), or a layout-conditioned one (SPADE) rendering the
+    layouts of ``layout_source`` (see the module docstring)."""
     if not 0.0 <= val_fraction < 1.0:
         raise MriganError(f"val_fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
-    if getattr(model, "CONDITIONAL", False):
+    layouts = None
+    if getattr(model, "LAYOUT_CONDITIONAL", False):
+        if layout_source is None or layout_source.layout is None:
+            raise MriganError(f"{type(model).__name__} renders layouts: it needs a dataset "
+                              "with layouts to draw them from")
+        counts = class_counts(n, model.num_classes, proportions, per_class)
+        labels = rng.permutation(np.repeat(np.arange(model.num_classes), counts)).astype(np.int32)
+        layouts = np.zeros((len(labels), *layout_source.layout.shape[1:]), np.uint8)
+        for k, name in enumerate(class_names):
+            rows, pool = np.flatnonzero(labels == k), np.flatnonzero(layout_source.labels == k)
+            if rows.size and not pool.size:
+                raise MriganError(f"no {name!r} layout to draw from in the training split")
+            layouts[rows] = layout_source.layout[rng.choice(pool, rows.size, replace=True)]
+    elif getattr(model, "CONDITIONAL", False):
         if len(class_names) != model.num_classes:
             raise MriganError(f"the model has {model.num_classes} classes, the run lists "
                               f"{len(class_names)}: {list(class_names)}")
@@ -112,7 +143,7 @@ def build_synthetic_dataset(model, class_names: Sequence[str], n: int, seed: int
         counts = None
         labels = np.zeros(n, np.int32)   # placeholders: set from the masks below
     images, masks = generate_pairs(model, labels, seed=seed, batch_size=batch_size,
-                                   progress=progress)
+                                   progress=progress, layouts=layouts)
     total = len(labels)
     if counts is None:
         labels = (masks.reshape(total, -1).max(axis=1) > 0).astype(np.int32)
@@ -138,7 +169,8 @@ def build_synthetic_dataset(model, class_names: Sequence[str], n: int, seed: int
         "generation": {"n": int(n), "per_class": bool(per_class),
                        "proportions": None if proportions is None else [float(p) for p in proportions],
                        "requested_counts": {name: int(c) for name, c in zip(class_names, counts)},
-                       "labels_from_masks": not getattr(model, "CONDITIONAL", False),
+                       "labels_from_masks": not (getattr(model, "CONDITIONAL", False)
+                                                 or layouts is not None),
                        "val_fraction": float(val_fraction), "mask_threshold": 0.0,
                        "batch_size": int(batch_size)},
         # A generator can disagree with its own class (a blob on a "healthy" slice); we keep
@@ -146,13 +178,23 @@ def build_synthetic_dataset(model, class_names: Sequence[str], n: int, seed: int
         "label_mask_disagreements": consistency,
         **(meta or {}),
     }
+    if layouts is not None:
+        full_meta.update(layout_meta(layout_source.layout_classes,
+                                     layout_source.layout_mask_classes))
+        full_meta["not_patient_data"] = (
+            "Images generated by a GAN, but rendered from layouts of the training subjects "
+            "(their label maps and masks are copied).")
+        full_meta["generation"]["layouts"] = (
+            "real layouts of the training split, drawn with replacement per class (the "
+            "anatomy and tumor outlines are the training subjects'; a layout generator is "
+            "later work)")
     full_meta.setdefault("modality", "synthetic")
     if images.shape[-1] > 1 and not full_meta.get("channels"):
         full_meta["channels"] = [f"channel{c}" for c in range(images.shape[-1])]
     width = max(6, len(str(total)))
     subjects = np.asarray([f"synthetic-{i:0{width}d}" for i in range(total)])
     return PreparedDataset(images=images, masks=masks, labels=labels, subjects=subjects,
-                           split=split, meta=full_meta)
+                           split=split, meta=full_meta, layout=layouts)
 
 
 def _png_bytes(array: np.ndarray) -> bytes:
@@ -222,7 +264,10 @@ def write_synthetic_dataset(run_dir: str | os.PathLike, out_dir: str | os.PathLi
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise MriganError(f"{out_dir}: output already exists; choose another --out or pass --overwrite")
     model, saved, checkpoint = load_run(run_dir)
-    if not getattr(model, "CONDITIONAL", False) and not saved["train"].get("joint"):
+    layout_source = None
+    if getattr(model, "LAYOUT_CONDITIONAL", False):
+        layout_source = load_dataset(saved["train"]["data"]).select("train")
+    elif not getattr(model, "CONDITIONAL", False) and not saved["train"].get("joint"):
         raise MriganError(f"{run_dir}: this {saved['train']['model']} run generates images "
                           "without masks; train it with --joint (image + mask) to make a "
                           "labelled synthetic dataset")
@@ -235,7 +280,8 @@ def write_synthetic_dataset(run_dir: str | os.PathLike, out_dir: str | os.PathLi
               "modality": saved.get("data_modality", "synthetic"),
               "channels": saved.get("data_channels"),
               "formats": list(formats),
-              "not_patient_data": "Generated by a GAN; contains no patient data."})
+              "not_patient_data": "Generated by a GAN; contains no patient data."},
+        layout_source=layout_source)
     validate_dataset(ds, out_dir)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         write_dataset_files(ds, tmp)

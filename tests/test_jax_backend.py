@@ -89,18 +89,21 @@ import json, keras, numpy as np
 from mrigan_tf.models.cwgan_gp import make_cwgan_gp
 from mrigan_tf.models.unet import build_unet, compile_unet
 from mrigan_tf.models.diffaugment import DiffAugment
+from mrigan_tf.models.spade import make_spade
 
 MODEL = {model!r}
 model = make_cwgan_gp(**MODEL)
 unet = build_unet(16, channels=1, depth=2, width=4, seed=0)
-if {load!r}:
-    model.generator.load_weights("generator.weights.h5")
-    model.critic.load_weights("critic.weights.h5")
-    unet.load_weights("unet.weights.h5")
-else:
-    model.generator.save_weights("generator.weights.h5")
-    model.critic.save_weights("critic.weights.h5")
-    unet.save_weights("unet.weights.h5")
+# SPADE: layouts of three classes, the third the mask; batch-norm generator, spectrally
+# normalized two-scale discriminator.
+spade = make_spade((16, 16, 1), num_layout_classes=3, mask_classes=[2], latent_dim=8, width=4)
+networks = {{"generator": model.generator, "critic": model.critic, "unet": unet,
+             "spade_generator": spade.generator, "spade_discriminator": spade.discriminator}}
+for name, network in networks.items():
+    if {load!r}:
+        network.load_weights(f"{{name}}.weights.h5")
+    else:
+        network.save_weights(f"{{name}}.weights.h5")
 
 rng = np.random.default_rng(0)
 latent = rng.standard_normal((4, MODEL["latent_dim"])).astype("float32")
@@ -120,6 +123,12 @@ compile_unet(unet, jit_compile=False)
 masks01 = (mask > 0).astype("float32")
 history = unet.fit(image, masks01, batch_size=2, epochs=2, verbose=0).history
 
+layouts = np.random.default_rng(1).integers(0, 3, (4, 16, 16, 1))
+conditions = spade.conditions(layouts, labels)
+spade_fake = spade.generate(latent, conditions, training=False)
+spade_logits = keras.ops.convert_to_numpy(spade.discriminate(spade_fake, conditions))
+spade_fake = keras.ops.convert_to_numpy(spade_fake)
+
 print(json.dumps({{
     "backend": keras.backend.backend(),
     "fake": fake.tolist(), "scores": scores.tolist(), "probs": probs.tolist(),
@@ -127,6 +136,7 @@ print(json.dumps({{
     "augmented_mask_values": sorted(set(np.round(augmented[..., 1], 5).ravel().tolist())),
     "augmented_finite": bool(np.isfinite(augmented).all()),
     "unet_loss": history["loss"],
+    "spade_fake": spade_fake.tolist(), "spade_logits": spade_logits.tolist(),
 }}))
 """
 
@@ -157,13 +167,16 @@ def test_models_build_and_run_under_jax(forward_results):
     # The U-Net learns under fit() on JAX: finite losses that go down on a fixed batch.
     losses = jax_result["unet_loss"]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    # SPADE renders one image per layout; its discriminator scores 4x4 + 2x2 patches.
+    assert np.asarray(jax_result["spade_fake"]).shape == (4, 16, 16, 1)
+    assert np.asarray(jax_result["spade_logits"]).shape == (4, 16 + 4)
 
 
 @needs_jax
 def test_same_weights_give_same_outputs_on_both_backends(forward_results):
     tf_result, jax_result = forward_results
     assert tf_result["backend"] == "tensorflow"
-    for key in ("fake", "scores", "probs"):
+    for key in ("fake", "scores", "probs", "spade_fake", "spade_logits"):
         np.testing.assert_allclose(jax_result[key], tf_result[key], rtol=1e-5, atol=1e-5,
                                    err_msg=f"{key} differs between backends")
 

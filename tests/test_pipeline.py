@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
 
 from conftest import TINY_SIZE  # noqa: E402
+from mrigan_tf.data.layout import layout_meta  # noqa: E402
 from mrigan_tf.data.pipeline import make_dataset  # noqa: E402
 from mrigan_tf.errors import DataError  # noqa: E402
 
@@ -50,6 +53,21 @@ def test_segmentation_mask_is_binary_float(tiny_dataset):
                                  shuffle=False))
     assert m.dtype == np.float32 and set(np.unique(m).tolist()) == {0.0, 1.0}
     np.testing.assert_array_equal(m, tiny_dataset.select("train").masks.astype(np.float32))
+
+
+def test_layout_output_packs_layout_and_class(tiny_dataset):
+    layout = np.ones_like(tiny_dataset.masks)
+    layout[tiny_dataset.masks == 1] = 2
+    ds = dataclasses.replace(tiny_dataset, layout=layout, meta={
+        **tiny_dataset.meta, **layout_meta(["background", "brain", "lesion"], [2])})
+    x, c = _collect(make_dataset(ds, "train", batch_size=4, output="layout", shuffle=False))
+    train = ds.select("train")
+    assert c.dtype == np.int32 and c.shape == (12, S, S, 1)
+    np.testing.assert_array_equal(x, train.images)
+    np.testing.assert_array_equal(c % 3, train.layout)
+    np.testing.assert_array_equal(c // 3, np.broadcast_to(train.labels[:, None, None, None], c.shape))
+    with pytest.raises(DataError, match="no layouts"):
+        make_dataset(tiny_dataset, "train", batch_size=4, output="layout")
 
 
 def test_reads_a_dataset_directory(tiny_dataset_dir, tiny_dataset):

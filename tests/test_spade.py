@@ -8,12 +8,21 @@ checked with the other families in tests/test_jax_backend.py (one subprocess per
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import keras
 import numpy as np
 import pytest
 
+from conftest import build_squares_dataset
+from mrigan_tf.cli import main
+from mrigan_tf.data.contract import load_dataset, save_dataset
+from mrigan_tf.data.layout import condition_map, layout_meta
+from mrigan_tf.errors import DataError
 from mrigan_tf.models.losses import discriminator_feature_matching_loss
-from mrigan_tf.models.spade import SPADE, ConditionMap, encode_condition, make_spade
+from mrigan_tf.models.spade import SPADE, ConditionMap, make_spade
+from mrigan_tf.training.runner import TrainConfig, train_gan
 
 SIZE, WIDTH, BATCH, LAYOUT_CLASSES, LESION = 16, 8, 4, 3, 2
 
@@ -89,7 +98,7 @@ def test_modulation_differs_where_the_layouts_differ_and_only_near_there():
 def test_condition_map_packs_layout_and_class():
     layouts = toy_layouts()
     labels = np.array([0, 1, 1, 0])
-    condition = encode_condition(layouts, labels, LAYOUT_CLASSES)
+    condition = condition_map(layouts, labels, LAYOUT_CLASSES)
     assert condition.dtype == np.int32 and condition.shape == layouts.shape
     decoded = keras.ops.convert_to_numpy(ConditionMap(LAYOUT_CLASSES, 2)(condition))
     assert decoded.shape == (BATCH, SIZE, SIZE, LAYOUT_CLASSES + 2)
@@ -116,12 +125,19 @@ def test_samples_have_the_image_shape_and_their_layouts_masks(model):
     # The classes default to "mask shown"; the same seed gives the same images.
     np.testing.assert_array_equal(model.conditions(layouts) // LAYOUT_CLASSES,
                                   np.array([0, 1, 1, 0])[:, None, None, None] + 0 * layouts)
-    np.testing.assert_array_equal(model.sample(layouts, seed=1), images)
-    assert not np.array_equal(model.sample(layouts, seed=2), images)
+    np.testing.assert_array_equal(model.sample(layouts=layouts, seed=1), images)
+    assert not np.array_equal(model.sample(layouts=layouts, seed=2), images)
+    # From its bank of layouts (a training run's sample grids), cycled to n.
+    with pytest.raises(ValueError, match="pass layouts"):
+        model.sample(4)
+    model.layout_bank = (layouts[1:3], np.array([1, 1]))
+    np.testing.assert_array_equal(model.sample(3, seed=1),
+                                  model.sample(layouts=layouts[[1, 2, 1]], seed=1))
+    model.layout_bank = None
     # Another layout, another image: the generator reads its layout.
     moved = layouts.copy()
     moved[1] = layouts[2]
-    assert not np.allclose(model.sample(moved, labels=[0, 1, 1, 0], seed=1)[1], images[1])
+    assert not np.allclose(model.sample(layouts=moved, labels=[0, 1, 1, 0], seed=1)[1], images[1])
 
 
 def test_multiscale_discriminator_shapes(model):
@@ -145,7 +161,7 @@ def test_multiscale_discriminator_shapes(model):
 def test_bad_layouts_and_classes_are_refused(model, layouts, labels, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]")):
-        model.sample(layouts, labels)
+        model.sample(layouts=layouts, labels=labels)
 
 
 def test_bad_options_are_refused():
@@ -157,19 +173,53 @@ def test_bad_options_are_refused():
         SPADE(norm="layer")
 
 
-# ## Training (TensorFlow fit; the JAX step is compared in tests/test_jax_backend.py)
+# ## Training and generation: `train --model spade` and `generate` (TensorFlow; the JAX
+# forward pass is compared in tests/test_jax_backend.py)
 
-def test_a_few_steps_lower_the_discriminator_hinge_loss(model):
-    layouts = toy_layouts()
-    images, conditions = toy_images(layouts), model.conditions(layouts)
-    model.compile(jit_compile=False)
-    steps = 16
-    history = model.fit(np.tile(images, (steps, 1, 1, 1)), np.tile(conditions, (steps, 1, 1, 1)),
-                        batch_size=BATCH, epochs=2, shuffle=False, verbose=0).history
+@pytest.fixture(scope="module")
+def squares_with_layouts(tmp_path_factory):
+    """The toy squares (conftest), with a layout: brain everywhere, the square a lesion."""
+    toy = build_squares_dataset()
+    layout = np.ones_like(toy.masks)
+    layout[toy.masks == 1] = LESION
+    toy = dataclasses.replace(toy, layout=layout, meta={
+        **toy.meta, **layout_meta(["background", "brain", "lesion"], [LESION])})
+    return save_dataset(toy, tmp_path_factory.mktemp("squares") / "data")
+
+
+def test_train_lowers_the_hinge_loss_and_generate_renders_real_layouts(squares_with_layouts,
+                                                                        tmp_path):
+    run = tmp_path / "run"
+    config = TrainConfig(model="spade", data=str(squares_with_layouts), epochs=2,
+                         steps_per_epoch=12, batch_size=BATCH, samples=4,
+                         model_options={"width": WIDTH, "latent_dim": 8})
+    model, history = train_gan(config, run, verbose=0)
     assert set(model.metric_names) == {"d_loss", "g_loss", "g_hinge", "feature_matching",
                                        "d_real", "d_fake"}
     assert all(np.isfinite(v).all() for v in history.values())
     # At the start the discriminator cannot tell (hinge ~2); it learns to, real above fake.
     assert history["d_loss"][1] < history["d_loss"][0] < 2.2
     assert history["d_real"][1] > history["d_fake"][1]
-    assert history["feature_matching"][1] > 0
+    # The run records the layout classes it was built for; its grids render real layouts.
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["model_options"]["num_layout_classes"] == LAYOUT_CLASSES
+    assert saved["train"]["model_options"]["mask_classes"] == [LESION]
+    assert len(list((run / "samples").glob("*.png"))) >= 2
+
+    out = tmp_path / "synthetic"
+    assert main(["generate", "--run", str(run), "--out", str(out), "--n", "10", "--quiet"]) == 0
+    synthetic = load_dataset(out)   # checks the masks against the layouts' lesion class
+    assert len(synthetic) == 10 and synthetic.images.shape == (10, SIZE, SIZE, 1)
+    np.testing.assert_array_equal(synthetic.masks, (synthetic.layout == LESION).astype(np.uint8))
+    # Each slice's class is its layout's: the tumor slices have a lesion, the healthy none.
+    shown = synthetic.masks.reshape(10, -1).max(axis=1)
+    np.testing.assert_array_equal(shown, synthetic.labels)
+    assert "real layouts of the training split" in synthetic.meta["generation"]["layouts"]
+    train = load_dataset(squares_with_layouts).select("train")
+    assert all(any(np.array_equal(lay, real) for real in train.layout) for lay in synthetic.layout)
+
+
+def test_a_dataset_without_layouts_is_refused(squares_dir, tmp_path):
+    config = TrainConfig(model="spade", data=str(squares_dir), epochs=1, batch_size=BATCH)
+    with pytest.raises(DataError, match="renders layouts, and this dataset has none"):
+        train_gan(config, tmp_path / "run", verbose=0)

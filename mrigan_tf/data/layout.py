@@ -87,6 +87,15 @@ def brain_layout_meta(lesion: str | None = None) -> dict[str, Any]:
     return layout_meta(BRAIN_LAYOUT + [lesion], [2])
 
 
+def condition_map(layout: np.ndarray, labels: np.ndarray, num_layout_classes: int) -> np.ndarray:
+    """``layout + num_layout_classes * class``, int32 (N, H, W, 1): a layout (N, H, W, 1) and
+    the slices' classes (N,) packed into one integer per pixel, what a layout-conditioned
+    generator takes (``mrigan_tf.models.spade``) in the place of a class label."""
+    layout = np.asarray(layout)
+    labels = np.asarray(labels).reshape(-1, *([1] * (layout.ndim - 1)))
+    return (layout.astype(np.int32) + num_layout_classes * labels.astype(np.int32)).astype(np.int32)
+
+
 def layout_problem(layout: np.ndarray, masks: np.ndarray, meta: Mapping[str, Any]) -> str | None:
     """What is wrong with a dataset's ``layout`` (given its masks and meta), or ``None``."""
     n, size = masks.shape[0], masks.shape[1]

@@ -14,9 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 from mrigan_tf.data.contract import PreparedDataset, load_dataset
+from mrigan_tf.data.layout import condition_map
 from mrigan_tf.errors import DataError
 
-OUTPUTS = ("joint", "image", "segmentation")
+OUTPUTS = ("joint", "image", "segmentation", "layout")
 
 
 def make_dataset(data: str | os.PathLike | PreparedDataset, split: str | None = "train",
@@ -30,7 +31,9 @@ def make_dataset(data: str | os.PathLike | PreparedDataset, split: str | None = 
     * ``"joint"``: ``(concat([image, 2*mask-1], -1), label)``, shape (B, H, W, 2): the
       conditional GAN's input, image and mask both in [-1, 1];
     * ``"image"``: ``(image, label)``, shape (B, H, W, 1): for the unconditional GANs;
-    * ``"segmentation"``: ``(image, mask)``, mask float32 in {0, 1}: for the U-Net.
+    * ``"segmentation"``: ``(image, mask)``, mask float32 in {0, 1}: for the U-Net;
+    * ``"layout"``: ``(image, condition map)``, the layout and the class packed into one int32
+      per pixel (``mrigan_tf.data.layout.condition_map``): for SPADE.
 
     ``drop_remainder`` keeps every batch the same shape (XLA compiles once).
     ``split=None`` uses every slice.
@@ -47,10 +50,17 @@ def make_dataset(data: str | os.PathLike | PreparedDataset, split: str | None = 
         raise DataError(where, f"split {split!r} holds {n} slices, fewer than the batch size "
                         f"{batch_size}; lower --batch-size or build a larger dataset")
 
+    if output == "layout" and subset.layout is None:
+        raise DataError(where, "this dataset has no layouts (the `layout` array), which a "
+                        "layout-conditioned model trains on; make it again with "
+                        "`mrigan-tf phantom` or `mrigan-tf prepare` of this version")
     if output == "joint":
         tensors = (subset.joint().astype(np.float32), subset.labels)
     elif output == "image":
         tensors = (subset.images, subset.labels)
+    elif output == "layout":
+        tensors = (subset.images, condition_map(subset.layout, subset.labels,
+                                                len(subset.layout_classes)))
     else:
         tensors = (subset.images, subset.masks.astype(np.float32))
     ds = tf.data.Dataset.from_tensor_slices(tensors)

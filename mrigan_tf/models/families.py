@@ -11,6 +11,7 @@ from mrigan_tf.models.cwgan_gp import ConditionalWGANGP, make_cwgan_gp
 from mrigan_tf.models.dcgan import DCGAN, make_dcgan
 from mrigan_tf.models.gan import VanillaGAN, make_vanilla_gan
 from mrigan_tf.models.progan import ProGAN, make_progan
+from mrigan_tf.models.spade import SPADEGAN, make_spade
 from mrigan_tf.models.wgan import WGAN, make_wgan
 
 #: Family name (as on the command line) -> (factory, model class).
@@ -20,6 +21,7 @@ FAMILIES: dict[str, tuple[Callable[..., BaseGAN], type[BaseGAN]]] = {
     "wgan": (make_wgan, WGAN),
     "cwgan-gp": (make_cwgan_gp, ConditionalWGANGP),
     "progan": (make_progan, ProGAN),
+    "spade": (make_spade, SPADEGAN),
 }
 
 

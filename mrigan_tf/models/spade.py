@@ -56,7 +56,7 @@ matching on the discriminator's own features stands in for it.
 
 ``BaseGAN``'s step (and the generic JAX trainer) pass the players one ``labels`` tensor. Here
 it is the *condition map* (B, H, W, 1) int32 that packs the layout and the class into one
-integer per pixel, ``layout + L * class`` (``encode_condition``), which both players decode
+integer per pixel, ``layout + L * class`` (``mrigan_tf.data.layout.condition_map``), which both players decode
 (``ConditionMap``). So SPADE trains through the shared steps unchanged, on TensorFlow
 (``fit`` on ``(images, conditions)``) and on JAX (``JaxGANTrainer``) alike.
 """
@@ -71,7 +71,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from mrigan_tf.data.layout import mask_from_layout
+from mrigan_tf.data.layout import condition_map, mask_from_layout
 from mrigan_tf.models.base import SYNCHRONIZED_BATCH_NORM, BaseGAN, check_image_shape, latent_noise
 from mrigan_tf.models.blocks import spectral_norm as sn
 from mrigan_tf.models.losses import (discriminator_feature_matching_loss,
@@ -82,18 +82,10 @@ NORMS = ("batch", "instance")
 
 # ## The condition map: layout and class in one integer per pixel
 
-def encode_condition(layout: np.ndarray, labels: np.ndarray, num_layout_classes: int) -> np.ndarray:
-    """``layout + num_layout_classes * class``, int32 (B, H, W, 1), from a uint8 layout
-    (B, H, W, 1) and classes (B,): what the players take as ``labels``."""
-    layout = np.asarray(layout)
-    labels = np.asarray(labels).reshape(-1, *([1] * (layout.ndim - 1)))
-    return (layout.astype(np.int32) + num_layout_classes * labels.astype(np.int32)).astype(np.int32)
-
-
 @keras.saving.register_keras_serializable(package="mrigan_tf")
 class ConditionMap(layers.Layer):
     """Condition map (B, H, W, 1) int -> (B, H, W, L + K): the one-hot layout, then the
-    one-hot class broadcast over the pixels (``encode_condition`` in reverse)."""
+    one-hot class broadcast over the pixels (``condition_map`` in reverse)."""
 
     def __init__(self, num_layout_classes: int, num_classes: int, **kwargs):
         super().__init__(**kwargs)
@@ -264,7 +256,7 @@ def build_multiscale_discriminator(image_size: int = 64, channels: int = 1,
 class SPADEGAN(BaseGAN):
     """SPADE image generator trained against a multi-scale PatchGAN (module docstring).
 
-    Trained on batches of ``(images, condition maps)`` (``encode_condition``); sampled from
+    Trained on batches of ``(images, condition maps)`` (``condition_map``); sampled from
     layouts (``sample``), whose mask classes are the masks of the samples (``masks_of``).
 
     Args:
@@ -301,6 +293,9 @@ class SPADEGAN(BaseGAN):
         self.num_classes = int(num_classes)
         self.num_scales = int(num_scales)
         self.feature_matching_weight = float(feature_matching_weight)
+        #: ``(layouts, classes)`` that ``sample`` renders when it is given none (the sample
+        #: grids of a training run: real layouts of its train split), or None.
+        self.layout_bank: tuple[np.ndarray, np.ndarray] | None = None
 
     @staticmethod
     def default_optimizers() -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
@@ -313,12 +308,14 @@ class SPADEGAN(BaseGAN):
 
     def generate(self, latent, labels=None, training: bool = True):
         """``G(z, m)``; ``labels`` is the condition map."""
-        return self.generator([latent, labels], training=training)
+        # Tensors both (Keras refuses a list mixing tensors and NumPy arrays).
+        return self.generator([ops.convert_to_tensor(latent), ops.convert_to_tensor(labels)],
+                              training=training)
 
     def discriminator_outputs(self, images, labels):
         """Per scale ``(features, logits)`` of ``D(x, m)`` in training mode, in float32."""
-        outputs = [ops.cast(o, "float32")
-                   for o in self.discriminator([images, labels], training=True)]
+        inputs = [ops.convert_to_tensor(images), ops.convert_to_tensor(labels)]
+        outputs = [ops.cast(o, "float32") for o in self.discriminator(inputs, training=True)]
         per_scale = len(outputs) // self.num_scales
         return [(outputs[s * per_scale:(s + 1) * per_scale - 1], outputs[(s + 1) * per_scale - 1])
                 for s in range(self.num_scales)]
@@ -379,16 +376,29 @@ class SPADEGAN(BaseGAN):
         bad = np.setdiff1d(labels, np.arange(self.num_classes))
         if bad.size:
             raise ValueError(f"classes {bad.tolist()} outside the {self.num_classes} classes")
-        return encode_condition(layouts, labels, self.num_layout_classes)
+        return condition_map(layouts, labels, self.num_layout_classes)
 
     def masks_of(self, layouts: np.ndarray) -> np.ndarray:
         """The binary masks (N, H, W, 1) uint8 of ``layouts``: their mask (tumor) classes."""
         return mask_from_layout(layouts, self.mask_classes)
 
-    def sample(self, layouts: np.ndarray, labels: np.ndarray | None = None, seed: int = 0,
-               latent: np.ndarray | None = None, batch_size: int = 256) -> np.ndarray:
+    def sample(self, n: int | None = None, seed: int = 0, layouts: np.ndarray | None = None,
+               labels: np.ndarray | None = None, latent: np.ndarray | None = None,
+               batch_size: int = 256) -> np.ndarray:
         """One generated image (N, H, W, C) per layout, from the latent batch of ``seed``
-        (inference mode, the EMA generator when there is one)."""
+        (inference mode, the EMA generator when there is one).
+
+        Without ``layouts``: the first ``n`` of ``layout_bank`` (cycled), with its classes.
+        """
+        if layouts is None:
+            if self.layout_bank is None:
+                raise ValueError("SPADE renders layouts: pass layouts= (N, H, W, 1), or set "
+                                 "layout_bank to the layouts to draw from")
+            bank, bank_labels = self.layout_bank
+            pick = np.arange(16 if n is None else n) % len(bank)
+            layouts, labels = bank[pick], np.asarray(bank_labels)[pick]
+        elif n is not None and n != len(layouts):
+            raise ValueError(f"n={n} but {len(layouts)} layouts were given")
         conditions = self.conditions(layouts, labels)
         if latent is None:
             latent = latent_noise(len(conditions), self.latent_dim, seed)
@@ -400,7 +410,7 @@ class SPADEGAN(BaseGAN):
     def sample_pairs(self, layouts: np.ndarray, labels: np.ndarray | None = None,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(images, masks)``: the generated images and their layouts' masks."""
-        return self.sample(layouts, labels, seed=seed), self.masks_of(layouts)
+        return self.sample(layouts=layouts, labels=labels, seed=seed), self.masks_of(layouts)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_layout_classes": self.num_layout_classes,

@@ -64,7 +64,9 @@ from mrigan_tf.training.run_directory import (LOSS_CURVES_FILE, SAMPLES_DIR, bac
                                               check_run_dir, plan_epochs, read_history,
                                               save_backup, save_run_model, write_history,
                                               write_run_config, write_summary)
-from mrigan_tf.training.runner import TrainConfig, build_model
+from mrigan_tf.data.layout import condition_map
+from mrigan_tf.training.runner import (TrainConfig, add_layout_options, build_model,
+                                       set_layout_bank)
 
 BACKEND = "jax"
 
@@ -141,6 +143,8 @@ def train_gan_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: bool 
                           f"{keras.backend.backend()!r}")
     check_supported(config)
     run_dir = Path(run_dir)
+    if config.layout_conditional:   # its layout classes are part of the run's config
+        add_layout_options(config, load_dataset(config.data))
     check_run_dir(run_dir, config, resume)
 
     dataset = load_dataset(config.data)
@@ -149,12 +153,15 @@ def train_gan_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: bool 
     # The joint tensor: the image channels (one per modality) and 2*mask-1; or the images.
     images = (train_split.joint() if config.uses_joint else train_split.images).astype(np.float32)
     labels = train_split.labels.astype(np.int32)
+    if config.layout_conditional:   # SPADE: the layout and the class, one int per pixel
+        labels = condition_map(train_split.layout, labels, len(train_split.layout_classes))
     image_shape = (dataset.image_size, dataset.image_size,
                    image_channels(dataset.meta) + (1 if config.uses_joint else 0))
 
     keras.utils.set_random_seed(config.seed)   # the initial weights
     trainer = build_trainer(config, image_shape, dataset.num_classes)
     model = trainer.model
+    set_layout_bank(model, train_split, config.samples)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, config, image_shape, dataset, steps_per_epoch, epochs)
 

@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
-from mrigan_tf.data.contract import image_channels, load_dataset
-from mrigan_tf.errors import MriganError
+from mrigan_tf.data.contract import PreparedDataset, image_channels, load_dataset
+from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.lazy_tensorflow import tf
 from mrigan_tf.models.cwgan_gp import check_cwgan_options
 from mrigan_tf.models.families import FAMILIES
@@ -125,6 +126,11 @@ class TrainConfig:
         return bool(getattr(FAMILIES[self.model][1], "CONDITIONAL", False))
 
     @property
+    def layout_conditional(self) -> bool:
+        """Whether the model renders layouts (SPADE): trained on (image, condition map)."""
+        return bool(getattr(FAMILIES[self.model][1], "LAYOUT_CONDITIONAL", False))
+
+    @property
     def uses_joint(self) -> bool:
         return self.conditional if self.joint is None else bool(self.joint)
 
@@ -143,7 +149,7 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     factory, model_class = FAMILIES[config.model]
     options = dict(config.model_options)
     options.setdefault("seed", config.seed)
-    if config.conditional:
+    if config.conditional or config.layout_conditional:
         options.setdefault("num_classes", num_classes)
     with dtype_policy(config.precision):
         try:
@@ -159,6 +165,28 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     model.compile(d_opt, g_opt, jit_compile=config.jit_compile,
                   steps_per_execution=config.steps_per_execution)
     return model
+
+
+def add_layout_options(config: TrainConfig, dataset: PreparedDataset) -> None:
+    """A layout-conditioned model's layout classes and mask classes, read from the
+    dataset's meta into ``config.model_options`` (so the run's config rebuilds the model);
+    an error naming the dataset when it has no layouts."""
+    if not config.layout_conditional:
+        return
+    if dataset.layout is None:
+        raise DataError(config.data, f"--model {config.model} renders layouts, and this dataset "
+                        "has none (no `layout` array); make it again with `mrigan-tf phantom` "
+                        "or `mrigan-tf prepare` of this version")
+    config.model_options.setdefault("num_layout_classes", len(dataset.layout_classes))
+    config.model_options.setdefault("mask_classes", dataset.layout_mask_classes)
+
+
+def set_layout_bank(model, train_split: PreparedDataset, n: int) -> None:
+    """Give a layout-conditioned model the layouts its sample grids render: ``n`` real
+    layouts spread over the train split (a layout generator is issue 17's item 3)."""
+    if getattr(model, "LAYOUT_CONDITIONAL", False):
+        pick = np.linspace(0, len(train_split) - 1, n).round().astype(int)
+        model.layout_bank = (train_split.layout[pick], train_split.labels[pick])
 
 
 def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
@@ -180,12 +208,15 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
     run_dir = Path(run_dir)
+    if config.layout_conditional:   # its layout classes are part of the run's config
+        add_layout_options(config, load_dataset(config.data))
     if chief:   # the other workers keep only their backup in it
         check_run_dir(run_dir, config, resume)
 
     dataset = load_dataset(config.data)
     keras.utils.set_random_seed(config.seed)
-    output = "joint" if config.uses_joint else "image"
+    output = ("layout" if config.layout_conditional else
+              "joint" if config.uses_joint else "image")
     steps_per_epoch, epochs = plan_epochs(config, len(dataset.select("train")))
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -196,6 +227,7 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     image_shape = (dataset.image_size, dataset.image_size, channels)
     with strategy.scope():
         model = build_model(config, image_shape, dataset.num_classes)
+    set_layout_bank(model, dataset.select("train"), config.samples)
 
     backup_dir = run_dir / BACKUP_DIR
     if not chief:
