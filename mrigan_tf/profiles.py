@@ -11,14 +11,16 @@ Profiles:
 - ``"gpu"``: the teaching settings, the ones each notebook's text is written for (a Colab T4
   or better).
 - ``"cpu"``: sized to finish each notebook within 20 minutes on a 2-core CPU (the project's
-  own 2-core AMD EPYC). **These figures are estimates, not measurements of a whole run**:
-  ``CPU_MINUTES`` multiplies each training loop's steps by its step time measured on that
-  machine on 2026-12-01 while it was shared with other jobs (load average about 6 on 2
-  cores, so 4-5x slower than quiet: the cWGAN-GP step of 64 px, width 16, batch 32,
-  n_critic 3 took 1.9 s against the README's quiet 0.4 s; the 32 px MLP GAN step 0.24 s,
-  the width-16 DCGAN step 0.15 s, the n_critic-5 WGAN step 0.49 s), and adds the phantom,
-  the evaluation and the per-epoch overheads. A cpu-profile run on a quiet machine should
-  take well under them; until such a run is timed, they are upper estimates.
+  own 2-core AMD EPYC). ``CPU_MINUTES`` holds the wall-clock of each notebook in
+  ``CPU_MEASURED``, **measured** by ``make docs`` (``docs/build_notebooks.py``: Papermill, top
+  to bottom, in order and in one working directory, so that 03 and 04 load 02's and 03's
+  runs) on 2026-12-01, rounded up to the minute, while other jobs shared the machine (load
+  average 8 to 14 on its 2 cores: several times slower than a quiet machine);
+  ``docs/notebooks/timings.json`` has the seconds and the loads; 04's run (29 min) predates its compiled toy critics (a7a2964), whose 769 s cell takes about 60 s since: its 18 minutes are that run less the difference. The profiles were sized
+  from step times measured under load before that (the cWGAN-GP step of 64 px, width 16,
+  batch 32, n_critic 3: 1.9 s; the 32 px MLP GAN step 0.24 s, the width-16 DCGAN step
+  0.15 s, the n_critic-5 WGAN step 0.49 s); a notebook not in ``CPU_MEASURED`` still has
+  such an estimate.
 - ``"smoke"``: tiny data and a handful of steps, for CI (``tests/test_notebooks.py``):
   it checks that the code runs and that its asserts hold, not what training achieves.
 - ``"auto"`` (the default): ``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``.
@@ -148,12 +150,15 @@ _SMOKE: dict[str, dict[str, Any]] = {
                           "N_EVAL": 32, "CLASSIFIER_STEPS": 10},
 }
 
-#: Estimated minutes of each notebook at the cpu profile on the 2-core CPU under load (see
-#: the module docstring: upper estimates until a run is timed). 03 and 04 assume notebooks 02
-#: and 03 ran first at the same profile; without their runs, add about 3 and 5 minutes.
-CPU_MINUTES = {"01_preprocessing": 3, "02_vanilla_gan": 12, "03_dcgan": 5, "04_wgan": 12,
+#: Minutes of each notebook at the cpu profile on the 2-core CPU under load: measured for
+#: those in ``CPU_MEASURED`` (``make docs``, docs/notebooks/timings.json), else estimated (see
+#: the module docstring). 03 and 04 ran after 02 and 03 at the same profile and loaded their
+#: runs; without them, add about 3 and 5 minutes.
+CPU_MINUTES = {"01_preprocessing": 3, "02_vanilla_gan": 15, "03_dcgan": 7, "04_wgan": 18,
                "05_conditional_wgan_gp": 15, "06_unet_segmentation": 8, "07_evaluation": 15,
                "08_synthetic_dataset": 5, "09_progan": 18, "10_loss_functions": 15}
+#: The notebooks whose ``CPU_MINUTES`` is a measured wall-clock.
+CPU_MEASURED = ("01_preprocessing", "02_vanilla_gan", "03_dcgan", "04_wgan",)
 
 NOTEBOOKS = tuple(_GPU)
 #: Notebooks that train nothing, hence have no XLA switch.
@@ -214,7 +219,8 @@ def describe_profile(notebook: str, profile: str = "auto", **overrides: Any) -> 
     resolved = settings["PROFILE"]
     why = {"gpu": "the teaching settings", "smoke": "tiny settings for CI: numbers mean nothing",
            "cpu": (f"sized for a 2-core CPU, about {CPU_MINUTES[_notebook_key(notebook)]} min "
-                   "(estimated)")}[resolved]
+                   + ("(measured under load)" if _notebook_key(notebook) in CPU_MEASURED
+                      else "(estimated)"))}[resolved]
     chosen = f"auto -> {resolved}" if profile == "auto" else resolved
     print(f"PROFILE {chosen} ({why})")
     print("  " + ", ".join(f"{k} = {v!r}" for k, v in settings.items() if k != "PROFILE"))
