@@ -58,8 +58,11 @@ def _same_phantom(directory: Path, config: PhantomConfig) -> bool:
     meta_path = directory / "meta.json"
     if not (directory / "dataset.npz").is_file() or not meta_path.is_file():
         return False
-    saved = json.loads(meta_path.read_text()).get("phantom")
-    return saved == json.loads(json.dumps(dataclasses.asdict(config)))
+    meta = json.loads(meta_path.read_text())
+    # A phantom written before datasets held layouts is written again (same images, and
+    # the layouts that SPADE trains on).
+    return ("layout_classes" in meta
+            and meta.get("phantom") == json.loads(json.dumps(dataclasses.asdict(config))))
 
 
 def notebook_dataset(dataset: str, subjects: int, size: int, seed: int,

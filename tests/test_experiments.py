@@ -35,8 +35,10 @@ def test_a_phantom_is_reused_only_with_the_same_settings(tmp_path):
     config = PhantomConfig(subjects=6, size=16, seed=0)
     assert not _same_phantom(tmp_path, config)           # nothing there
     (tmp_path / "dataset.npz").write_bytes(b"")
-    (tmp_path / "meta.json").write_text(json.dumps({"phantom": json.loads(json.dumps(
-        dataclasses.asdict(config)))}))
+    settings = {"phantom": json.loads(json.dumps(dataclasses.asdict(config)))}
+    (tmp_path / "meta.json").write_text(json.dumps(settings))
+    assert not _same_phantom(tmp_path, config)           # written before layouts existed
+    (tmp_path / "meta.json").write_text(json.dumps({**settings, "layout_classes": ["a", "b"]}))
     assert _same_phantom(tmp_path, config)
     assert not _same_phantom(tmp_path, dataclasses.replace(config, size=32))
     assert not _same_phantom(tmp_path, dataclasses.replace(config, seed=1))
