@@ -87,7 +87,7 @@ from mrigan_tf.data.pipeline import make_dataset
 from mrigan_tf.models import make_gan
 from mrigan_tf.models.cwgan_gp import ConditionalWGANGP
 from mrigan_tf.models.losses import GP_EPSILON, gradient_penalty, interpolate
-from mrigan_tf.models.mixed_precision import dtype_policy
+from mrigan_tf.models.mixed_precision import cpu_has_bf16, dtype_policy
 from mrigan_tf.training.flops import dense_matmul_flops, function_flops
 
 #: Per image size: model width, batch, critic steps per generator step, timed steps.
@@ -472,15 +472,6 @@ def measure_size(size: int, steps: int | None = None, phases: bool | None = None
         results["phases_ms_bf16"] = time_phases(size, s, pipeline, n=max(2, steps // 2),
                                                 precision="mixed_bfloat16")
     return results
-
-
-def cpu_has_bf16() -> bool:
-    """Whether the CPU has bfloat16 instructions oneDNN uses (AVX512_BF16 or AMX; Linux)."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def main(sizes=(64, 128), steps: int | None = None, phases: bool | None = None,
