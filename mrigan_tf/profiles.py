@@ -16,11 +16,13 @@ Profiles:
   to bottom, in order and in one working directory, so that 03 and 04 load 02's and 03's
   runs) on 2026-12-01, rounded up to the minute, while other jobs shared the machine (load
   average 8 to 14 on its 2 cores: several times slower than a quiet machine);
-  ``docs/notebooks/timings.json`` has the seconds and the loads; 04's run (29 min) predates its compiled toy critics (a7a2964), whose 769 s cell takes about 60 s since: its 18 minutes are that run less the difference. The profiles were sized
+  ``docs/notebooks/timings.json`` has the seconds and the loads. The profiles were sized
   from step times measured under load before that (the cWGAN-GP step of 64 px, width 16,
   batch 32, n_critic 3: 1.9 s; the 32 px MLP GAN step 0.24 s, the width-16 DCGAN step
   0.15 s, the n_critic-5 WGAN step 0.49 s); a notebook not in ``CPU_MEASURED`` still has
   such an estimate.
+  Notebook 04's run (29 min) predates its compiled toy critics (a7a2964), whose 769 s cell
+  takes about 60 s since: its 18 minutes are that run less the difference.
 - ``"smoke"``: tiny data and a handful of steps, for CI (``tests/test_notebooks.py``):
   it checks that the code runs and that its asserts hold, not what training achieves.
 - ``"auto"`` (the default): ``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``.
@@ -154,7 +156,7 @@ _SMOKE: dict[str, dict[str, Any]] = {
 #: those in ``CPU_MEASURED`` (``make docs``, docs/notebooks/timings.json), else estimated (see
 #: the module docstring). 03 and 04 ran after 02 and 03 at the same profile and loaded their
 #: runs; without them, add about 3 and 5 minutes.
-CPU_MINUTES = {"01_preprocessing": 3, "02_vanilla_gan": 15, "03_dcgan": 7, "04_wgan": 18,
+CPU_MINUTES = {"01_preprocessing": 4, "02_vanilla_gan": 15, "03_dcgan": 7, "04_wgan": 18,
                "05_conditional_wgan_gp": 15, "06_unet_segmentation": 8, "07_evaluation": 15,
                "08_synthetic_dataset": 5, "09_progan": 18, "10_loss_functions": 15}
 #: The notebooks whose ``CPU_MINUTES`` is a measured wall-clock.
