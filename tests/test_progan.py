@@ -2,10 +2,12 @@
 at both ends, the command-line options, a run stopped mid-fade and resumed across a phase boundary, and `generate`
 reading the run. Tiny on purpose (16 px, width 8, batch 8, 4 steps).
 
-The JAX side (the same training step on both backends, and `mrigan-tf train --model progan`
-on KERAS_BACKEND=jax with --resume) is checked in tests/test_jax_backend.py and
-tests/test_jax_run.py: their subprocesses train ProGAN beside the other families, so that
-no second JAX subprocess is started here.
+The JAX side is checked in the JAX subprocesses that already run for the other families, so
+that none is started here: tests/test_jax_backend.py compares ProGAN's forward pass mid-fade
+(generator, critic, faded reals) with TensorFlow's, and tests/test_jax_run.py trains it with
+`mrigan-tf train --model progan` on KERAS_BACKEND=jax, resumes it and reads its growth state
+from the backup. (Its training step is not in test_jax_backend's step comparison: two more
+XLA compilations of the full-size graph take minutes on a loaded 2-core CPU.)
 """
 
 from __future__ import annotations
