@@ -22,7 +22,8 @@ Profiles:
   0.15 s, the n_critic-5 WGAN step 0.49 s); a notebook not in ``CPU_MEASURED`` still has
   such an estimate.
   Notebook 04's run (29 min) predates its compiled toy critics (a7a2964), whose 769 s cell
-  takes about 60 s since: its 18 minutes are that run less the difference.
+  takes about 60 s since: its 18 minutes are that run less the difference. Notebook 05 ran
+  31 min at 400 steps (4.3 s a step at load 11); at 200 steps it takes about 16 (derived).
 - ``"smoke"``: tiny data and a handful of steps, for CI (``tests/test_notebooks.py``):
   it checks that the code runs and that its asserts hold, not what training achieves.
 - ``"auto"`` (the default): ``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``.
@@ -97,8 +98,9 @@ _CPU: dict[str, dict[str, Any]] = {
     "04_wgan": {"SIZE": 32, "STEPS": 800, "STEPS_PER_EPOCH": 100, "WIDTH": 16,
                 "CLIP_STEPS": 100, "TOY_STEPS": 1000},
     # The reference model's recipe (width 16, latent 64, n_critic 3, batch 32): 0.4 s a step
-    # on a quiet machine, 1.9 s under load.
-    "05_conditional_wgan_gp": {"STEPS": 400, "STEPS_PER_EPOCH": 50, "BATCH_SIZE": 32,
+    # on a quiet machine, 1.9 s under load 6, 4.3 s under load 11 (make docs' run, which
+    # took 31 min at 400 steps): 200 steps.
+    "05_conditional_wgan_gp": {"STEPS": 200, "STEPS_PER_EPOCH": 50, "BATCH_SIZE": 32,
                                "WIDTH": 16, "LATENT_DIM": 64, "N_CRITIC": 3,
                                "AUGMENT": "translation,cutout"},
     "06_unet_segmentation": {"EPOCHS": 5, "WIDTH": 8, "BATCH_SIZE": 16, "GAN_STEPS": 300,
@@ -157,10 +159,11 @@ _SMOKE: dict[str, dict[str, Any]] = {
 #: the module docstring). 03 and 04 ran after 02 and 03 at the same profile and loaded their
 #: runs; without them, add about 3 and 5 minutes.
 CPU_MINUTES = {"01_preprocessing": 4, "02_vanilla_gan": 15, "03_dcgan": 7, "04_wgan": 18,
-               "05_conditional_wgan_gp": 15, "06_unet_segmentation": 8, "07_evaluation": 15,
+               "05_conditional_wgan_gp": 16, "06_unet_segmentation": 8, "07_evaluation": 15,
                "08_synthetic_dataset": 5, "09_progan": 18, "10_loss_functions": 15}
 #: The notebooks whose ``CPU_MINUTES`` is a measured wall-clock.
-CPU_MEASURED = ("01_preprocessing", "02_vanilla_gan", "03_dcgan", "04_wgan",)
+CPU_MEASURED = ("01_preprocessing", "02_vanilla_gan", "03_dcgan", "04_wgan",
+                "05_conditional_wgan_gp", "08_synthetic_dataset",)
 
 NOTEBOOKS = tuple(_GPU)
 #: Notebooks that train nothing, hence have no XLA switch.
