@@ -24,6 +24,8 @@ Profiles:
   Notebook 04's run (29 min) predates its compiled toy critics (a7a2964), whose 769 s cell
   takes about 60 s since: its 18 minutes are that run less the difference. Notebook 05 ran
   31 min at 400 steps (4.3 s a step at load 11); at 200 steps it takes about 16 (derived).
+  Notebook 06 ran 26 min, 18 of them in 7 TSTR arms of 200 steps; with 5 arms of 150 steps
+  it takes about 18 (derived).
 - ``"smoke"``: tiny data and a handful of steps, for CI (``tests/test_notebooks.py``):
   it checks that the code runs and that its asserts hold, not what training achieves.
 - ``"auto"`` (the default): ``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``.
@@ -103,8 +105,11 @@ _CPU: dict[str, dict[str, Any]] = {
     "05_conditional_wgan_gp": {"STEPS": 200, "STEPS_PER_EPOCH": 50, "BATCH_SIZE": 32,
                                "WIDTH": 16, "LATENT_DIM": 64, "N_CRITIC": 3,
                                "AUGMENT": "translation,cutout"},
+    # make docs' run took 26 min under load 8-12, 18 of them in 7 TSTR arms of 200 steps:
+    # 5 arms (10% and all real subjects) of 150 steps.
     "06_unet_segmentation": {"EPOCHS": 5, "WIDTH": 8, "BATCH_SIZE": 16, "GAN_STEPS": 300,
-                             "GAN_WIDTH": 16, "N_SYNTHETIC": 1000, "TSTR_STEPS": 200},
+                             "GAN_WIDTH": 16, "N_SYNTHETIC": 1000, "TSTR_FRACTIONS": [0.1, 1.0],
+                             "TSTR_STEPS": 150},
     "07_evaluation": {"GAN_STEPS": 300, "GAN_WIDTH": 16, "N_SYNTHETIC": 1000,
                       "MAX_IMAGES": 1000, "CLASSIFIER_STEPS": 300, "KID_SUBSETS": 20,
                       "DIVERSITY_PAIRS": 200, "LPIPS_PAIRS": 50, "TSTR_STEPS": 200,
@@ -159,11 +164,11 @@ _SMOKE: dict[str, dict[str, Any]] = {
 #: the module docstring). 03 and 04 ran after 02 and 03 at the same profile and loaded their
 #: runs; without them, add about 3 and 5 minutes.
 CPU_MINUTES = {"01_preprocessing": 4, "02_vanilla_gan": 15, "03_dcgan": 7, "04_wgan": 18,
-               "05_conditional_wgan_gp": 16, "06_unet_segmentation": 8, "07_evaluation": 15,
+               "05_conditional_wgan_gp": 16, "06_unet_segmentation": 18, "07_evaluation": 15,
                "08_synthetic_dataset": 5, "09_progan": 18, "10_loss_functions": 15}
 #: The notebooks whose ``CPU_MINUTES`` is a measured wall-clock.
 CPU_MEASURED = ("01_preprocessing", "02_vanilla_gan", "03_dcgan", "04_wgan",
-                "05_conditional_wgan_gp", "08_synthetic_dataset",)
+                "05_conditional_wgan_gp", "06_unet_segmentation", "08_synthetic_dataset",)
 
 NOTEBOOKS = tuple(_GPU)
 #: Notebooks that train nothing, hence have no XLA switch.
