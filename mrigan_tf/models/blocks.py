@@ -145,3 +145,17 @@ def update_spectral_norms(model: keras.Model) -> None:
 
 def has_spectral_norm(model: keras.Model) -> bool:
     return any(isinstance(layer, SpectralNorm) for layer in model._flatten_layers(include_self=False))
+
+
+def projection_critic(image, features, score, num_classes: int, name: str) -> keras.Model:
+    """A class-conditional critic's head, the projection discriminator (Miyato & Koyama, 2018):
+    ``D(x, y) = score(x) + embed(y) . phi(x)``, with ``phi(x)`` = ``features``.
+
+    ``image`` is the critic's image input and ``score`` its unconditional score; returns the
+    model ``[image, label] -> D``, the label an int class input named ``label``.
+    """
+    label = keras.Input((), dtype="int32", name="label")
+    embedded = layers.Embedding(num_classes, features.shape[-1], name="class_projection")(label)
+    projection = ops.sum(embedded * features, axis=-1, keepdims=True)
+    out = layers.Add(dtype="float32", name="score")([score, projection])
+    return keras.Model([image, label], out, name=name)

@@ -97,7 +97,7 @@ from keras import layers, ops
 
 from mrigan_tf.models.base import (SYNCHRONIZED_BATCH_NORM, BaseGAN, check_image_shape,
                                    latent_noise)
-from mrigan_tf.models.blocks import MinibatchStdDev, spectral_norm as sn
+from mrigan_tf.models.blocks import MinibatchStdDev, projection_critic, spectral_norm as sn
 from mrigan_tf.models.choices import CONDITIONINGS, LOSS_NAMES, WASSERSTEIN_LOSSES
 from mrigan_tf.models.diffaugment import DiffAugment
 from mrigan_tf.models.losses import (auxiliary_classifier_loss, drift_penalty, gradient_penalty,
@@ -197,11 +197,7 @@ def build_conditional_critic(image_size: int = 64, channels: int = 2, num_classe
         class_logits = sn(layers.Dense(num_classes, dtype="float32", name="class_logits"),
                           spectral_norm)(features)
         return keras.Model(image, [score, class_logits], name=name)
-    label = keras.Input((), dtype="int32", name="label")
-    embedded = layers.Embedding(num_classes, features.shape[-1], name="class_projection")(label)
-    projection = ops.sum(embedded * features, axis=-1, keepdims=True)
-    out = layers.Add(dtype="float32", name="score")([score, projection])
-    return keras.Model([image, label], out, name=name)
+    return projection_critic(image, features, score, num_classes, name)
 
 
 # ## The model

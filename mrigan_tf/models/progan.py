@@ -82,7 +82,7 @@ import keras
 from keras import layers, ops
 
 from mrigan_tf.models.base import check_image_shape
-from mrigan_tf.models.blocks import MinibatchStdDev
+from mrigan_tf.models.blocks import MinibatchStdDev, projection_critic
 from mrigan_tf.models.cwgan_gp import ConditionalWGANGP
 
 #: He's gain for layers followed by a leaky ReLU (the output heads use 1).
@@ -336,11 +336,7 @@ def build_progressive_critic(image_size: int = 64, channels: int = 2, num_classe
     x = conv(x, f0)
     features = layers.LeakyReLU(LEAKY_SLOPE)(EqualizedDense(f0)(layers.Flatten()(x)))
     score = EqualizedDense(1, gain=1.0, name="unconditional_score")(features)
-    label = keras.Input((), dtype="int32", name="label")
-    embedded = layers.Embedding(num_classes, f0, name="class_projection")(label)
-    projection = ops.sum(embedded * features, axis=-1, keepdims=True)
-    out = layers.Add(dtype="float32", name="score")([score, projection])
-    return keras.Model([image, label], out, name=name)
+    return projection_critic(image, features, score, num_classes, name)
 
 
 # ## The model
