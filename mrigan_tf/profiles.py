@@ -25,8 +25,8 @@ Profiles:
   takes about 60 s since: its 18 minutes are that run less the difference. Notebook 05 ran
   31 min at 400 steps (4.3 s a step at load 11); at 200 steps it takes about 16 (derived).
   Notebook 06 ran 26 min, 18 of them in 7 TSTR arms of 200 steps; with 5 arms of 150 steps
-  it takes about 18 (derived). Notebook 07's run was stopped unfinished after 38 min (see its
-  settings below); its 20 minutes are an estimate for the smaller settings.
+  it takes about 18 (derived). Notebook 07 ran 37 min at larger settings (see its settings
+  below); its 20 minutes are an estimate for the smaller ones.
 - ``"smoke"``: tiny data and a handful of steps, for CI (``tests/test_notebooks.py``):
   it checks that the code runs and that its asserts hold, not what training achieves.
 - ``"auto"`` (the default): ``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``.
@@ -111,8 +111,8 @@ _CPU: dict[str, dict[str, Any]] = {
     "06_unet_segmentation": {"EPOCHS": 5, "WIDTH": 8, "BATCH_SIZE": 16, "GAN_STEPS": 300,
                              "GAN_WIDTH": 16, "N_SYNTHETIC": 1000, "TSTR_FRACTIONS": [0.1, 1.0],
                              "TSTR_STEPS": 150},
-    # make docs' run at MAX_IMAGES 1,000 and 5 TSTR arms of 200 steps was stopped after 38 min
-    # under load 11 (in the report; the memorization audit took 9.5 min, the nearest-slice
+    # make docs' run at MAX_IMAGES 1,000 and 5 TSTR arms of 200 steps took 37 min under load
+    # 11 to 5 (the report 7 min, TSTR 7; the memorization audit took 9.5 min, the nearest-slice
     # histograms 7.4, both linear in MAX_IMAGES): 300 slices, 3 TSTR arms of 100 steps.
     "07_evaluation": {"GAN_STEPS": 300, "GAN_WIDTH": 16, "N_SYNTHETIC": 1000,
                       "MAX_IMAGES": 300, "CLASSIFIER_STEPS": 300, "KID_SUBSETS": 20,
