@@ -18,7 +18,6 @@ from typing import Any, Sequence
 
 import keras
 import numpy as np
-from keras import ops
 
 from mrigan_tf.data import load_dataset
 from mrigan_tf.data.contract import PreparedDataset
@@ -31,7 +30,8 @@ from mrigan_tf.metrics.c2st import real_vs_real_floor
 from mrigan_tf.metrics.ssim import pairwise_ms_ssim
 from mrigan_tf.models.choices import WASSERSTEIN_LOSSES
 from mrigan_tf.models.cwgan_gp import LOSSES
-from mrigan_tf.models.losses import gradient_penalty, interpolate, wasserstein_critic_loss
+from mrigan_tf.models.losses import (gradient_penalty, interpolate, minimax_generator_loss,
+                                     wasserstein_critic_loss)
 from mrigan_tf.reference import is_available, matches_dataset, reference_dir
 from mrigan_tf.training.run_directory import (CONFIG_FILE, SUMMARY_FILE, history_columns,
                                               read_history)
@@ -398,16 +398,6 @@ def fid_by_extractor(extractors: dict[str, Any], reference: np.ndarray, candidat
 
 
 # ## The loss functions (notebook 10)
-
-def minimax_generator_loss(fake_logits):
-    """The generator's loss of the original minimax game (Goodfellow et al., 2014):
-    ``E log(1 - D(G(z)))``, minus the discriminator's own loss on fakes. It *saturates*: where
-    the discriminator is sure a sample is fake (``D -> 0``) its gradient vanishes, which is
-    why every family here trains the generator with the non-saturating ``ns`` loss instead.
-    Kept for the comparison, trained by no model."""
-    return -ops.mean(ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits,
-                                             from_logits=True))
-
 
 def generator_losses() -> dict[str, Any]:
     """The generator losses to compare, by name: the saturating minimax one, then each

@@ -69,6 +69,16 @@ def ns_generator_loss(fake_logits):
                                             from_logits=True))
 
 
+def minimax_generator_loss(fake_logits):
+    """The generator's loss of the original minimax game (Goodfellow et al., 2014):
+    ``E log(1 - D(G(z)))``, minus the discriminator's own loss on fakes. It *saturates*: where
+    the discriminator is sure a sample is fake (``D -> 0``) its gradient vanishes, which is
+    why every family here trains the generator with the non-saturating ``ns`` loss instead.
+    Kept for the comparison (notebook 10), trained by no model."""
+    return -ops.mean(ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits,
+                                             from_logits=True))
+
+
 def feature_matching_loss(real_features, fake_features):
     """Squared L2 distance between the batch means of the discriminator's features."""
     real_mean = ops.mean(ops.reshape(real_features, (ops.shape(real_features)[0], -1)), axis=0)
