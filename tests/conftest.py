@@ -226,24 +226,23 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+_CPU_AT_START = pytest.StashKey[float]()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    """Record each test's CPU seconds (setup, call and teardown, module fixtures included)
-    as a user property: pytest-xdist carries it from the worker to the controller."""
-    start = _cpu_seconds()
-    item.user_properties.append(("cpu_s", start))   # replaced below once the test is done
+    item.stash[_CPU_AT_START] = _cpu_seconds()
     yield
-    item.user_properties[:] = [(k, v) for k, v in item.user_properties if k != "cpu_s"]
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """Each phase's report carries the test's CPU seconds so far (setup, call and teardown,
+    module fixtures included) as a user property: pytest-xdist carries it to the controller."""
     outcome = yield
-    report = outcome.get_result()
-    start = dict(item.user_properties).get("cpu_s")
+    start = item.stash.get(_CPU_AT_START, None)
     if start is not None:
-        report.user_properties = [*[(k, v) for k, v in report.user_properties if k != "cpu_s"],
-                                  ("cpu_s", _cpu_seconds() - start)]
+        outcome.get_result().user_properties.append(("cpu_s", _cpu_seconds() - start))
 
 
 _CPU_BY_FILE: dict[str, float] = {}
