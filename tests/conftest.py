@@ -6,6 +6,7 @@ that the data tests run in seconds. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import os
 import resource
 from pathlib import Path
 
@@ -14,6 +15,15 @@ import numpy as np
 import pytest
 
 from mrigan_tf.data.contract import PreparedDataset
+
+# XLA compiles without LLVM's optimizations in tests (set before TensorFlow or JAX loads;
+# inherited by the JAX, distributed and notebook subprocesses): the tests' programs are tiny,
+# so their run time is nothing, while their compile time was most of the JAX tests' minutes
+# (Keras' JAX initializers compile one program per weight shape: a depth-2 U-Net took 57 CPU
+# seconds to build at the default level, 5 at level 0). Numerics stay IEEE float32.
+XLA_TEST_FLAG = "--xla_backend_optimization_level=0"
+if XLA_TEST_FLAG not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_TEST_FLAG}".strip()
 
 BRAIN_SHAPE = (24, 28, 20)
 VOXEL_MM = 2.0
@@ -214,8 +224,9 @@ def pytest_collection_modifyitems(config, items):
 
 # ## Where the suite's CPU goes (`make test` prints it; robust on a shared, loaded machine)
 
-#: How many of the costliest test files the terminal summary lists.
+#: How many of the costliest test files, and of the costliest tests, the summary lists.
 CPU_REPORT_FILES = 25
+CPU_REPORT_TESTS = 30
 
 
 def _cpu_seconds() -> float:
@@ -246,6 +257,7 @@ def pytest_runtest_makereport(item, call):
 
 
 _CPU_BY_FILE: dict[str, float] = {}
+_CPU_BY_TEST: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
@@ -255,6 +267,7 @@ def pytest_runtest_logreport(report):
         if cpu is not None:
             path = report.nodeid.split("::")[0]
             _CPU_BY_FILE[path] = _CPU_BY_FILE.get(path, 0.0) + cpu
+            _CPU_BY_TEST[report.nodeid] = cpu
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -266,3 +279,7 @@ def pytest_terminal_summary(terminalreporter):
     ranked = sorted(_CPU_BY_FILE.items(), key=lambda kv: -kv[1])[:CPU_REPORT_FILES]
     for path, cpu in ranked:
         terminalreporter.write_line(f"{cpu:8.1f} s  {100 * cpu / total:4.1f}%  {path}")
+    terminalreporter.section("CPU seconds of the costliest tests (a module fixture counts "
+                             "with the first test that uses it)")
+    for nodeid, cpu in sorted(_CPU_BY_TEST.items(), key=lambda kv: -kv[1])[:CPU_REPORT_TESTS]:
+        terminalreporter.write_line(f"{cpu:8.1f} s  {nodeid}")

@@ -150,8 +150,10 @@ class JaxGANTrainer:
         self.state = self._read_state(jax.random.key(int(seed)))
         # Donating the state lets XLA update the weights in place instead of keeping two
         # copies of every weight and optimizer slot alive during the step.
-        self._step_random = jax.jit(self._train_step_random, donate_argnums=0)
-        self._step_given = jax.jit(self._train_step, donate_argnums=0)
+        self._step = jax.jit(self._train_step, donate_argnums=0)
+        # Training's own noise is drawn by a separate small program, so that one compiled step
+        # serves both drawn and given noise (XLA compiles the step once, not twice).
+        self._draw = jax.jit(self._draw_noise, static_argnums=2)
 
     # ## The state: every array the step reads and writes
 
@@ -244,19 +246,19 @@ class JaxGANTrainer:
                                                      latents[self.model.n_critic])
         return state, self.model.finish_logs({**logs, **generator_logs})
 
-    def _train_step_random(self, state, real, labels):
-        # The step's own key, from the seed's key and the step number: not a key carried from
-        # step to step, so the weights and optimizer slots alone say what step i draws.
-        step = state["g_optimizer"][self._g_iterations_index]
-        latent_key, alpha_key, extra_key = jax.random.split(
-            jax.random.fold_in(state["key"], step), 3)
-        batch, n_critic = real.shape[0], self.model.n_critic
+    def _draw_noise(self, key, step, batch: int, extra):
+        """Step ``step``'s latent batches, interpolation weights and DiffAugment seed state.
+
+        The step's own key, from the seed's key and the step number: not a key carried from
+        step to step, so the weights and optimizer slots alone say what step i draws."""
+        latent_key, alpha_key, extra_key = jax.random.split(jax.random.fold_in(key, step), 3)
+        n_critic = self.model.n_critic
         latents = jax.random.normal(latent_key, (n_critic + 1, batch, self.model.latent_dim))
         alphas = jax.random.uniform(alpha_key, (n_critic, batch, 1, 1, 1), minval=0.0, maxval=1.0)
         # DiffAugment's seed-generator state (unsigned ints), reseeded for this step.
-        extra = [jax.random.bits(key, value.shape, value.dtype) for key, value in
-                 zip(jax.random.split(extra_key, max(len(state["extra"]), 1)), state["extra"])]
-        return self._train_step({**state, "extra": extra}, real, labels, latents, alphas)
+        extra = [jax.random.bits(k, value.shape, value.dtype) for k, value in
+                 zip(jax.random.split(extra_key, max(len(extra), 1)), extra)]
+        return latents, alphas, extra
 
     # ## Training
 
@@ -273,9 +275,11 @@ class JaxGANTrainer:
         if (latents is None) != (alphas is None):
             raise ValueError("give both latents and alphas, or neither")
         if latents is None:
-            self.state, logs = self._step_random(self.state, real, labels)
-        else:
-            self.state, logs = self._step_given(self.state, real, labels, latents, alphas)
+            step = self.state["g_optimizer"][self._g_iterations_index]
+            latents, alphas, extra = self._draw(self.state["key"], step, int(real.shape[0]),
+                                                self.state["extra"])
+            self.state = {**self.state, "extra": extra}
+        self.state, logs = self._step(self.state, real, labels, latents, alphas)
         return logs
 
     def fit(self, batches: Iterable, steps: int, progress: bool = True) -> dict[str, list[float]]:
