@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
@@ -207,8 +209,23 @@ SPREAD_MARK = "spread"
 
 
 def pytest_configure(config):
+    # One persistent XLA compilation cache for this process's JAX subprocesses: they build the
+    # same small layers, and Keras' initializers compile a program per weight shape, so later
+    # subprocesses load what earlier ones compiled (test_jax_backend and test_jax_run share
+    # an xdist group, hence a worker and this cache).
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        config._jax_cache = tempfile.mkdtemp(prefix="mrigan-tf-jax-cache-")
+        os.environ.update(JAX_COMPILATION_CACHE_DIR=config._jax_cache,
+                          JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                          JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
     config.addinivalue_line("markers", f"{SPREAD_MARK}: under pytest-xdist, schedule each test "
                                        "of this function on its own instead of with its file")
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_jax_cache", None):
+        shutil.rmtree(config._jax_cache, ignore_errors=True)
+        os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 
 @pytest.hookimpl(tryfirst=True)   # before pytest-xdist reads the groups off the marks

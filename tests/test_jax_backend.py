@@ -44,6 +44,9 @@ needs_jax = pytest.mark.skipif(
     reason="JAX is not installed, so the Keras-JAX path cannot run: "
            "pip install -e '.[dev]' (or pip install 'jax[cpu]') to test it")
 
+# Both JAX files run on one xdist worker, one after the other: they share its XLA cache.
+pytestmark = pytest.mark.xdist_group("jax")
+
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 900   # one subprocess: imports, XLA compilation and a few tiny steps (generous: a
 #                   loaded 2-core machine runs it several times slower than a quiet one)

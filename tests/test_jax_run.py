@@ -7,8 +7,8 @@ other family a one-epoch run continued by --resume for a second epoch. Its run d
 checked here, in this TensorFlow process: the files, the resumed run against the
 uninterrupted one, and `mrigan-tf generate --run` reading the JAX run on TensorFlow.
 
-Tiny on purpose (16 px, width 4, 3 epochs of 2 steps): a persistent XLA compilation cache in
-the test's temporary directory lets the second and third runs skip recompiling the step.
+Tiny on purpose (16 px, width 4, 3 epochs of 2 steps): the persistent XLA compilation cache
+of tests/conftest.py lets the second and third runs skip recompiling the step.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ import numpy as np
 import pytest
 
 from test_jax_backend import WITHOUT_TENSORFLOW, _h5_arrays, needs_jax, run_in_backend
+
+# Both JAX files run on one xdist worker, one after the other: they share its XLA cache.
+pytestmark = pytest.mark.xdist_group("jax")
 
 # With a generator EMA, so that the resumed run's comparison covers the weight average too.
 TRAIN = ["train", "--model", "cwgan-gp", "--steps-per-epoch", "2", "--batch-size", "8",
@@ -99,10 +102,9 @@ def jax_runs(squares_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("jax_runs")
     code = CLI_RUNS.format(train=TRAIN, data=str(squares_dir), work=str(work),
                            families=FAMILY_TRAIN)
-    cache = {"JAX_COMPILATION_CACHE_DIR": str(work / "xla_cache"),
-             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
-    return work, run_in_backend("jax", code, work, env=cache)
+    # The persistent XLA cache that tests/conftest.py sets up lets the second and third runs
+    # skip recompiling the step.
+    return work, run_in_backend("jax", code, work)
 
 
 def _history(run):
