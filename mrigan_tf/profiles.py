@@ -49,21 +49,24 @@ PROFILES = ("auto", "gpu", "cpu", "smoke")
 #: The default phantom: the one the reference model was trained on.
 DEFAULT_PHANTOM = {"SUBJECTS": 40, "SIZE": 64}
 
+# Sized to about 10 minutes each on a Colab T4 (docs/estimate_t4.py): 02-04 at 2,000 steps
+# and 03-04 at width 32 (width 64 put 04's WGAN, five critic updates a step, at ~27 min);
+# 05 with the reference model's three critic updates a step (five: ~12.5 min).
 _GPU: dict[str, dict[str, Any]] = {
     "01_preprocessing": {**DEFAULT_PHANTOM},
     "02_vanilla_gan": {
-        **DEFAULT_PHANTOM, "STEPS": 3000, "STEPS_PER_EPOCH": 150, "BATCH_SIZE": 64,
+        **DEFAULT_PHANTOM, "STEPS": 2000, "STEPS_PER_EPOCH": 150, "BATCH_SIZE": 64,
         "LATENT_DIM": 100, "UNITS": 256, "N_EVAL": 500},
     "03_dcgan": {
-        **DEFAULT_PHANTOM, "STEPS": 3000, "STEPS_PER_EPOCH": 150, "BATCH_SIZE": 64,
-        "LATENT_DIM": 100, "WIDTH": 64, "UNITS": 256, "N_EVAL": 500},
+        **DEFAULT_PHANTOM, "STEPS": 2000, "STEPS_PER_EPOCH": 150, "BATCH_SIZE": 64,
+        "LATENT_DIM": 100, "WIDTH": 32, "UNITS": 256, "N_EVAL": 500},
     "04_wgan": {
-        **DEFAULT_PHANTOM, "STEPS": 3000, "STEPS_PER_EPOCH": 150, "BATCH_SIZE": 64,
-        "LATENT_DIM": 100, "WIDTH": 64, "UNITS": 256, "N_CRITIC": 5,
-        "CLIP_VALUES": [0.001, 0.01, 0.1], "CLIP_STEPS": 500, "TOY_STEPS": 2000, "N_EVAL": 500},
+        **DEFAULT_PHANTOM, "STEPS": 2000, "STEPS_PER_EPOCH": 150, "BATCH_SIZE": 64,
+        "LATENT_DIM": 100, "WIDTH": 32, "UNITS": 256, "N_CRITIC": 5,
+        "CLIP_VALUES": [0.001, 0.01, 0.1], "CLIP_STEPS": 300, "TOY_STEPS": 2000, "N_EVAL": 500},
     "05_conditional_wgan_gp": {
         **DEFAULT_PHANTOM, "STEPS": 2000, "STEPS_PER_EPOCH": 100, "BATCH_SIZE": 64, "WIDTH": 32,
-        "LATENT_DIM": 128, "N_CRITIC": 5, "GP_EVERY": 1,
+        "LATENT_DIM": 128, "N_CRITIC": 3, "GP_EVERY": 1,
         "AUGMENT": "translation,cutout,brightness,contrast"},
     "06_unet_segmentation": {
         **DEFAULT_PHANTOM, "EPOCHS": 20, "STEPS_PER_EPOCH": 50, "BATCH_SIZE": 32, "WIDTH": 32,

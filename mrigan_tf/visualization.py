@@ -314,6 +314,18 @@ def format_rows(rows: dict[str, dict[str, Any]], columns: list[tuple[str, str, s
     return "\n".join(line.rstrip() for line in lines)
 
 
+def format_counts(counts: dict[str, dict[str, int]]) -> str:
+    """``PreparedDataset.counts()`` (split -> class -> slices) as aligned text, with a total
+    column and, over two or more splits, an ``all`` row."""
+    classes = list(dict.fromkeys(c for per_class in counts.values() for c in per_class))
+    rows = {split: {**per_class, "total": sum(per_class.values())}
+            for split, per_class in counts.items()}
+    if len(rows) > 1:
+        rows["all"] = {c: sum(row.get(c, 0) for row in rows.values()) for c in [*classes, "total"]}
+    columns = [(c, c, ",d") for c in [*classes, "total"]]
+    return format_rows(rows, columns, name_title="slices")
+
+
 def plot_histograms(samples: dict[str, np.ndarray], xlabel: str, bins: int = 40,
                     upper: float | None = None, density: bool = True,
                     yardstick: tuple[str, np.ndarray] | None = None,

@@ -7,7 +7,7 @@ import numpy as np
 from mrigan_tf.experiments import (RESIZE_METHODS, critic_surface, fid_by_extractor,
                                    resize_round_trips, ring_and_blob, snapshot_diversity,
                                    train_toy_critic)
-from mrigan_tf.visualization import (format_rows, plot_class_rows, plot_critic_surfaces,
+from mrigan_tf.visualization import (format_counts, format_rows, plot_class_rows, plot_critic_surfaces,
                                      plot_diversity_and_drift, plot_histograms,
                                      plot_joint_batch, plot_nearest_real,
                                      plot_segmentation_predictions, plot_split_counts)
@@ -141,6 +141,19 @@ def test_plot_split_counts_stacks_the_classes():
     bars = ax.patches
     assert [b.get_height() for b in bars] == [5, 3, 2, 1]            # healthy, then tumor
     assert [b.get_y() for b in bars] == [0, 0, 5, 3]                  # tumor on top of healthy
+
+
+def test_format_counts_totals_rows_and_columns():
+    counts = {"train": {"healthy": 494, "tumor": 174}, "test": {"healthy": 1107, "tumor": 0}}
+    lines = format_counts(counts).splitlines()
+    assert lines[0].split() == ["slices", "healthy", "tumor", "total"]
+    assert lines[1].split() == ["train", "494", "174", "668"]
+    assert lines[2].split() == ["test", "1,107", "0", "1,107"]
+    assert lines[3].split() == ["all", "1,601", "174", "1,775"]
+    # Right-aligned numbers: every line ends at the same column.
+    assert len({len(line) for line in lines}) == 1
+    # One split: no "all" row repeating it.
+    assert len(format_counts({"train": {"healthy": 5}}).splitlines()) == 2
 
 
 def test_plot_joint_batch_shows_image_over_mask_channel():

@@ -85,11 +85,26 @@ def test_cpu_estimates_fit_the_budget():
     assert all(0 < minutes <= 20 for minutes in CPU_MINUTES.values())
 
 
-def test_the_gpu_profile_keeps_the_teaching_settings():
-    # The figures the notebooks' text is written for.
-    assert notebook_settings("02_vanilla_gan", "gpu")["STEPS"] == 3000
-    assert notebook_settings("05_conditional_wgan_gp", "gpu")["STEPS"] == 2000
+@pytest.mark.parametrize("name", ["02_vanilla_gan", "03_dcgan", "04_wgan",
+                                  "05_conditional_wgan_gp"])
+def test_the_parameters_text_quotes_the_gpu_profile(name):
+    """The notebook's Parameters cell says what its gpu profile trains: the same step count
+    (and width, critic steps), so that a change to the table cannot leave the text behind."""
+    cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    text = next("".join(c["source"]) for c in cells if "".join(c["source"]).startswith(
+        "## Parameters"))
+    gpu_line = text[text.index('- `"gpu"`'):text.index('- `"cpu"`')]
+    gpu = notebook_settings(name, "gpu")
+    assert f"{gpu['STEPS']:,} generator steps" in gpu_line, gpu_line
+    if "WIDTH" in gpu and name != "02_vanilla_gan":
+        assert f"`WIDTH = {gpu['WIDTH']}`" in gpu_line, gpu_line
+    if name == "05_conditional_wgan_gp":
+        assert f"`N_CRITIC = {gpu['N_CRITIC']}`" in gpu_line, gpu_line
+
+
+def test_the_reference_sized_settings():
     assert notebook_settings("08_synthetic_dataset", "gpu")["N"] == 10_000
+    assert notebook_settings("05_conditional_wgan_gp", "cpu")["N_CRITIC"] == 3
 
 
 def test_auto_follows_the_device(monkeypatch):
