@@ -31,6 +31,7 @@ from mrigan_tf.metrics.domain_classifier import build_domain_classifier
 from mrigan_tf.models.cwgan_gp import build_conditional_critic, build_conditional_generator
 from mrigan_tf.models.dcgan import build_dcgan_discriminator, build_dcgan_generator
 from mrigan_tf.models.gan import build_mlp_discriminator, build_mlp_generator
+from mrigan_tf.models.progan import make_progan
 from mrigan_tf.models.unet import build_unet
 from mrigan_tf.models.wgan import build_wgan_critic
 from mrigan_tf.profiles import notebook_settings
@@ -38,7 +39,9 @@ from mrigan_tf.profiles import notebook_settings
 #: CPU-side seconds besides training (measurements, reports, exports), rough.
 EVAL_S = {"01_preprocessing": 60, "02_vanilla_gan": 60, "03_dcgan": 60, "04_wgan": 60,
           "05_conditional_wgan_gp": 60, "06_unet_segmentation": 60, "07_evaluation": 180,
-          "08_synthetic_dataset": 120}
+          "08_synthetic_dataset": 120,
+          # 09: the reference model's synthetic slices and a C2ST; 10: a C2ST and an FID per loss.
+          "09_progan": 120, "10_loss_functions": 240}
 
 
 def _leaf_layers(model):
@@ -113,6 +116,27 @@ def workloads() -> dict[str, dict[str, float]]:
     g = build_conditional_generator(s["SIZE"], 2, 64, width=16)   # the reference model
     out["08_synthetic_dataset"] = {"flops": s["N"] * 2 * forward_macs(g), "steps": s["N"] // 256,
                                    "epochs": 0}
+    # ProGAN: every step counted at full size (an upper bound: the early phases run at 4-32
+    # px), one critic update a step with the gradient penalty.
+    s = notebook_settings("09_progan", "gpu")
+    progan = make_progan((s["SIZE"], s["SIZE"], 2), latent_dim=s["LATENT_DIM"], width=s["WIDTH"],
+                         phase_steps=s["PHASE_STEPS"], fade_steps=s["FADE_STEPS"])
+    pg = gan_step_flops(progan.generator, progan.critic, s["BATCH_SIZE"], 1, penalty=True)
+    out["09_progan"] = {"flops": s["STEPS"] * pg, "steps": 2 * s["STEPS"],
+                        "epochs": s["STEPS"] // s["STEPS_PER_EPOCH"]}
+    # One conditional model per loss: N_CRITIC critic updates for the Wasserstein losses (the
+    # penalty's double backward for wgan-gp only), one for the others.
+    s = notebook_settings("10_loss_functions", "gpu")
+    g = build_conditional_generator(s["SIZE"], 2, s["LATENT_DIM"], width=s["WIDTH"])
+    d = build_conditional_critic(s["SIZE"], 2, 2, width=s["WIDTH"])
+    flops = steps = 0
+    for loss in s["LOSSES"]:
+        n_critic = s["N_CRITIC"] if loss.startswith("wgan") else 1
+        flops += s["STEPS"] * gan_step_flops(g, d, s["BATCH_SIZE"], n_critic,
+                                             penalty=loss == "wgan-gp")
+        steps += s["STEPS"] * (1 + n_critic)
+    out["10_loss_functions"] = {"flops": flops, "steps": steps,
+                                "epochs": len(s["LOSSES"]) * s["STEPS"] // s["STEPS_PER_EPOCH"]}
     return out
 
 
