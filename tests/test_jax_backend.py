@@ -225,6 +225,11 @@ FAMILY_MODELS = {
     "cwgan_acgan": ("cwgan-gp", (16, 16, 2), dict(latent_dim=8, width=4, critic_norm="none",
                                                   loss="ns", conditioning="acgan",
                                                   acgan_weight=0.5, ema_decay=0.9)),
+    # ProGAN from 8 px, one step per phase and two per fade-in: its two steps run at 8 px and
+    # then fade into 16 px, so the growth state that after_generator_update sets (saved in
+    # the weight files, compared below) and the faded reals take part.
+    "progan": ("progan", (16, 16, 2), dict(latent_dim=8, width=4, start_size=8, phase_steps=1,
+                                           fade_steps=2, minibatch_std=2, ema_decay=0.5)),
 }
 SHARED = """
 import json, keras, numpy as np
@@ -385,7 +390,7 @@ def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
     workdir, _, _ = step_results
     # The generator EMA, where the model keeps one, starts from the initial generator.
     averaged = (workdir / f"{kind}_tf" / "generator_ema.weights.h5").is_file()
-    assert averaged == (kind in ("cwgan_hinge", "cwgan_acgan"))
+    assert averaged == (kind in ("cwgan_hinge", "cwgan_acgan", "progan"))
     for player in ("generator", "critic") + (("generator_ema",) if averaged else ()):
         init_dir = workdir / ("init" if kind not in FAMILY_MODELS else f"init_{kind}")
         init = _h5_arrays(init_dir / f"{player.removesuffix('_ema')}.weights.h5")
@@ -407,6 +412,22 @@ def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
                 f"{player}: {np.mean(differences > 1e-5):.1%} of the weights differ by > 1e-5"
         # Training moved most tensors, so agreeing is not agreeing on nothing.
         assert moved >= len(init) // 2, f"{player}: only {moved} of {len(init)} tensors changed"
+
+
+@needs_jax
+def test_progan_grows_alike_on_both_backends(step_results):
+    """Two steps from 8 px with one step per phase and two per fade-in: both backends end
+    half-way into 16 px, (level, alpha) = (2, 0.5), in every FadeIn of the generator."""
+    workdir, _, _ = step_results
+
+    def growth(folder):
+        arrays = _h5_arrays(workdir / folder / "generator.weights.h5")
+        fades = sorted(k for k, v in arrays.items() if "fade_in" in k and v.shape == ())
+        assert len(fades) == 4, fades     # (level, alpha) of two FadeIn layers
+        return [float(arrays[k]) for k in fades]
+
+    assert growth("init_progan") == [1.0, 1.0, 1.0, 1.0]        # 8 px, faded in
+    assert growth("progan_tf") == growth("progan_jax") == [2.0, 0.5, 2.0, 0.5]
 
 
 @needs_jax
