@@ -125,10 +125,11 @@ _CPU: dict[str, dict[str, Any]] = {
                       "DIVERSITY_PAIRS": 200, "LPIPS_PAIRS": 50, "TSTR_FRACTIONS": [1.0],
                       "TSTR_STEPS": 100, "UNET_WIDTH": 8, "BATCH_SIZE": 16},
     "08_synthetic_dataset": {"N": 5000},
-    # The reference's width and latent; 64 px after 4 x (80 + 80) = 640 of 800 steps. One
-    # critic update a step: a guessed 0.8 s a step under load (not measured), about 11 min.
-    "09_progan": {"STEPS": 800, "STEPS_PER_EPOCH": 80, "BATCH_SIZE": 32, "WIDTH": 16,
-                  "LATENT_DIM": 64, "PHASE_STEPS": 80, "FADE_STEPS": 80, "N_COMPARE": 1000},
+    # 64 px after 4 x (40 + 40) = 320 of 400 steps, width 8. At width 16 make docs measured
+    # 5.2 s a step under load 5 (two 80-step epochs in 14 min: every step runs the full-size
+    # networks, whose 4x4 layers hold 16 x WIDTH filters); width 8 has a quarter of the FLOPs.
+    "09_progan": {"STEPS": 400, "STEPS_PER_EPOCH": 40, "BATCH_SIZE": 32, "WIDTH": 8,
+                  "LATENT_DIM": 64, "PHASE_STEPS": 40, "FADE_STEPS": 40, "N_COMPARE": 1000},
     # 32 px, the reference's width and latent: five runs of 300 generator steps (the two
     # Wasserstein ones with 3 critic updates each), then five light evaluations.
     "10_loss_functions": {"SIZE": 32, "STEPS": 300, "STEPS_PER_EPOCH": 100, "BATCH_SIZE": 32,
