@@ -174,12 +174,13 @@ _SMOKE: dict[str, dict[str, Any]] = {
 #: those in ``CPU_MEASURED`` (``make docs``, docs/notebooks/timings.json), else estimated (see
 #: the module docstring). 03 and 04 ran after 02 and 03 at the same profile and loaded their
 #: runs; without them, add about 3 and 5 minutes.
-CPU_MINUTES = {"01_preprocessing": 4, "02_vanilla_gan": 15, "03_dcgan": 7, "04_wgan": 18,
-               "05_conditional_wgan_gp": 16, "06_unet_segmentation": 18, "07_evaluation": 20,
-               "08_synthetic_dataset": 5, "09_progan": 18, "10_loss_functions": 15}
-#: The notebooks whose ``CPU_MINUTES`` is a measured wall-clock.
+CPU_MINUTES = {"01_preprocessing": 4, "02_vanilla_gan": 15, "03_dcgan": 7, "04_wgan": 11,
+               "05_conditional_wgan_gp": 10, "06_unet_segmentation": 12, "07_evaluation": 20,
+               "08_synthetic_dataset": 5, "09_progan": 15, "10_loss_functions": 15}
+#: The notebooks whose ``CPU_MINUTES`` is a measured wall-clock (rounded up).
 CPU_MEASURED = ("01_preprocessing", "02_vanilla_gan", "03_dcgan", "04_wgan",
-                "05_conditional_wgan_gp", "06_unet_segmentation", "08_synthetic_dataset",)
+                "05_conditional_wgan_gp", "06_unet_segmentation", "07_evaluation",
+                "08_synthetic_dataset")
 
 NOTEBOOKS = tuple(_GPU)
 #: Notebooks that train nothing, hence have no XLA switch.

@@ -85,6 +85,19 @@ def test_cpu_estimates_fit_the_budget():
     assert all(0 < minutes <= 20 for minutes in CPU_MINUTES.values())
 
 
+def test_measured_cpu_minutes_are_the_rendered_runs():
+    """A minute figure called measured is make docs' wall-clock, rounded up, and that run
+    finished (docs/notebooks/timings.json)."""
+    import math
+
+    from mrigan_tf.profiles import CPU_MEASURED
+
+    runs = json.loads((ROOT / "docs" / "notebooks" / "timings.json").read_text())["notebooks"]
+    for name in CPU_MEASURED:
+        assert runs[name]["status"] == "ok" and runs[name]["profile"] == "cpu", name
+        assert CPU_MINUTES[name] == math.ceil(runs[name]["seconds"] / 60), name
+
+
 @pytest.mark.parametrize("name", ["02_vanilla_gan", "03_dcgan", "04_wgan",
                                   "05_conditional_wgan_gp"])
 def test_the_parameters_text_quotes_the_gpu_profile(name):
