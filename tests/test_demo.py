@@ -69,11 +69,19 @@ SMALL_EVALUATION = {"max_images": 48, "classifier_steps": 40, "kid_subsets": 4,
 
 @pytest.mark.spread
 @pytest.mark.skipif(not is_available(), reason="the shipped reference model is not installed")
-def test_demo_generates_with_the_reference_model_on_its_phantom(tmp_path):
-    from mrigan_tf.demo import run_demo
+def test_demo_generates_with_the_reference_model_when_it_matches(tmp_path, monkeypatch):
+    from mrigan_tf import demo
 
-    out = run_demo(tmp_path / "demo", max_steps=2, n_synthetic=48, jit_compile=False,
-                   progress=False, evaluation_options=SMALL_EVALUATION)
+    # The reference's own phantom is 40 subjects (1.5 CPU minutes to simulate); this runs on
+    # 6 subjects of the same 64 px phantom and lets the match through. Matching itself (same
+    # source, size, seed, subjects and train split) is tested in test_reference.py.
+    checked = []
+    monkeypatch.setattr(demo, "matches_dataset",
+                        lambda real: checked.append(len(real.subjects_per_split()["train"]))
+                        or (True, ""))
+    out = demo.run_demo(tmp_path / "demo", subjects=6, max_steps=2, n_synthetic=48,
+                        jit_compile=False, progress=False, evaluation_options=SMALL_EVALUATION)
+    assert checked and checked[0] > 0                          # asked about this dataset
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["generator"]["reference_used"] is True
     assert summary["generator_steps"] == 2                     # the short run still ran
