@@ -190,6 +190,7 @@ def test_bad_inputs_are_clear_errors_and_leave_nothing(sets, tmp_path):
 def test_inception_request_without_cached_weights_falls_back(sets, tmp_path, monkeypatch):
     _, dirs, _ = sets
     monkeypatch.setattr("mrigan_tf.metrics.keras_weights.find_cached_weights", lambda name: None)
+    monkeypatch.setattr(c2st, "C2ST_STEPS", 40)     # as in the fixture: 16 px toys
     with pytest.warns(UserWarning, match="not in the local Keras cache"):
         report = evaluate_synthetic(dirs["real"], dirs["good"], tmp_path / "eval",
                                     extractor="inception", **FAST)
