@@ -176,11 +176,11 @@ _SMOKE: dict[str, dict[str, Any]] = {
 #: runs; without them, add about 3 and 5 minutes.
 CPU_MINUTES = {"01_preprocessing": 4, "02_vanilla_gan": 15, "03_dcgan": 7, "04_wgan": 11,
                "05_conditional_wgan_gp": 10, "06_unet_segmentation": 12, "07_evaluation": 20,
-               "08_synthetic_dataset": 5, "09_progan": 16, "10_loss_functions": 15}
+               "08_synthetic_dataset": 5, "09_progan": 16, "10_loss_functions": 10}
 #: The notebooks whose ``CPU_MINUTES`` is a measured wall-clock (rounded up).
 CPU_MEASURED = ("01_preprocessing", "02_vanilla_gan", "03_dcgan", "04_wgan",
                 "05_conditional_wgan_gp", "06_unet_segmentation", "07_evaluation",
-                "08_synthetic_dataset", "09_progan")
+                "08_synthetic_dataset", "09_progan", "10_loss_functions")
 
 NOTEBOOKS = tuple(_GPU)
 #: Notebooks that train nothing, hence have no XLA switch.
