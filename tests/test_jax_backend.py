@@ -230,6 +230,13 @@ FAMILY_MODELS = {
     # the weight files, compared below) and the faded reals take part.
     "progan": ("progan", (16, 16, 2), dict(latent_dim=8, width=4, start_size=8, phase_steps=1,
                                            fade_steps=2, minibatch_std=2, ema_decay=0.5)),
+    # SPADE, trained on (image, condition map) batches: noise() draws layouts of 3 classes,
+    # the third the mask. Batch norm in the generator; a spectrally normalized two-scale
+    # discriminator with instance norm; hinge + feature matching; an EMA. Without R1: its
+    # double backward through the instance norm meets tf.nn.moments' stop_gradient (see
+    # STEP_MODEL), which moved TensorFlow's generator loss by 7e-4 relative after one step.
+    "spade": ("spade", (16, 16, 1), dict(num_layout_classes=3, mask_classes=[2], latent_dim=8,
+                                         width=4, ema_decay=0.5)),
 }
 SHARED = """
 import json, keras, numpy as np
@@ -261,6 +268,9 @@ def noise(model):
     shape = model.image_shape
     real = rng.uniform(-1, 1, (BATCH, *shape)).astype("float32")
     labels = (np.arange(BATCH) % 2).astype("int32")
+    if getattr(model, "LAYOUT_CONDITIONAL", False):   # SPADE: condition maps, not classes
+        layouts = rng.integers(0, model.num_layout_classes, (BATCH, *shape[:2], 1))
+        labels = model.conditions(layouts, labels).astype("float32")
     latents = rng.standard_normal((STEPS, model.n_critic + 1, BATCH, model.latent_dim)).astype("float32")
     alphas = rng.uniform(0, 1, (STEPS, model.n_critic, BATCH, 1, 1, 1)).astype("float32")
     return real, labels, latents, alphas
@@ -363,7 +373,8 @@ LOGGED = {"gan_fm": {"d_loss", "g_loss", "d_real", "d_fake"},
           "wgan": {"d_loss", "g_loss", "em_distance"},
           "cwgan_hinge": {"d_loss", "g_loss", "d_real", "d_fake", "r1"},
           "cwgan_acgan": {"d_loss", "g_loss", "d_real", "d_fake", "aux_real", "aux_fake",
-                          "aux_accuracy", "g_aux"}}
+                          "aux_accuracy", "g_aux"},
+          "spade": {"d_loss", "g_loss", "g_hinge", "feature_matching", "d_real", "d_fake"}}
 
 
 @needs_jax
@@ -390,7 +401,7 @@ def test_jax_step_updates_weights_like_tensorflow(step_results, kind):
     workdir, _, _ = step_results
     # The generator EMA, where the model keeps one, starts from the initial generator.
     averaged = (workdir / f"{kind}_tf" / "generator_ema.weights.h5").is_file()
-    assert averaged == (kind in ("cwgan_hinge", "cwgan_acgan", "progan"))
+    assert averaged == (kind in ("cwgan_hinge", "cwgan_acgan", "progan", "spade"))
     for player in ("generator", "critic") + (("generator_ema",) if averaged else ()):
         init_dir = workdir / ("init" if kind not in FAMILY_MODELS else f"init_{kind}")
         init = _h5_arrays(init_dir / f"{player.removesuffix('_ema')}.weights.h5")
