@@ -15,18 +15,12 @@ Profiles:
   ``CPU_MEASURED``, **measured** by ``make docs`` (``docs/build_notebooks.py``: Papermill, top
   to bottom, in order and in one working directory, so that 03 and 04 load 02's and 03's
   runs) on 2026-12-01, rounded up to the minute, while other jobs shared the machine (load
-  average 8 to 14 on its 2 cores: several times slower than a quiet machine);
-  ``docs/notebooks/timings.json`` has the seconds and the loads. The profiles were sized
-  from step times measured under load before that (the cWGAN-GP step of 64 px, width 16,
-  batch 32, n_critic 3: 1.9 s; the 32 px MLP GAN step 0.24 s, the width-16 DCGAN step
-  0.15 s, the n_critic-5 WGAN step 0.49 s); a notebook not in ``CPU_MEASURED`` still has
-  such an estimate.
-  Notebook 04's run (29 min) predates its compiled toy critics (a7a2964), whose 769 s cell
-  takes about 60 s since: its 18 minutes are that run less the difference. Notebook 05 ran
-  31 min at 400 steps (4.3 s a step at load 11); at 200 steps it takes about 16 (derived).
-  Notebook 06 ran 26 min, 18 of them in 7 TSTR arms of 200 steps; with 5 arms of 150 steps
-  it takes about 18 (derived). Notebook 07 ran 37 min at larger settings (see its settings
-  below); its 20 minutes are an estimate for the smaller ones.
+  average 8 to 15 for 01-03 and 08, 2 to 5 for 04-07, 09 and 10: slower than a quiet
+  machine); ``docs/notebooks/timings.json`` has the seconds and the loads, and
+  ``tests/test_profiles.py`` checks ``CPU_MINUTES`` against it. The profiles were sized from
+  step times measured under load before that (the cWGAN-GP step of 64 px, width 16, batch
+  32, n_critic 3: 1.9 s; the 32 px MLP GAN step 0.24 s, the width-16 DCGAN step 0.15 s, the
+  n_critic-5 WGAN step 0.49 s; ProGAN at width 16: 5.2 s, hence width 8).
 - ``"smoke"``: tiny data and a handful of steps, for CI (``tests/test_notebooks.py``):
   it checks that the code runs and that its asserts hold, not what training achieves.
 - ``"auto"`` (the default): ``"gpu"`` when TensorFlow sees a GPU, else ``"cpu"``.
