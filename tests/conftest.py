@@ -27,6 +27,14 @@ XLA_TEST_FLAG = "--xla_backend_optimization_level=0"
 if XLA_TEST_FLAG not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_TEST_FLAG}".strip()
 
+#: One TensorFlow thread per process. The suite runs two workers on two cores, and its
+#: tensors are tiny: a second intra-op thread bought no wall-clock (test_gan_models: 125 s
+#: either way) and cost 9% more CPU in spinning; subprocesses and notebook kernels inherit it.
+SINGLE_THREADED = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+                   "OMP_NUM_THREADS": "1"}
+for _name, _value in SINGLE_THREADED.items():
+    os.environ.setdefault(_name, _value)
+
 BRAIN_SHAPE = (24, 28, 20)
 VOXEL_MM = 2.0
 # BraTS 2021 label convention: 1 necrotic core, 2 edema, 4 enhancing rim.
@@ -218,8 +226,29 @@ def pytest_configure(config):
         os.environ.update(JAX_COMPILATION_CACHE_DIR=config._jax_cache,
                           JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                           JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+    _refuse_a_loadgroup_that_would_not_group(config)
     config.addinivalue_line("markers", f"{SPREAD_MARK}: under pytest-xdist, schedule each test "
                                        "of this function on its own instead of with its file")
+
+
+#: pytest-xdist groups by writing ``Node._nodeid``; pytest 9.2 keeps the id elsewhere.
+_LOADGROUP_BREAKS = {"pytest": "9.2", "xdist": "3.8.0"}
+
+
+def _refuse_a_loadgroup_that_would_not_group(config):
+    """On the controller, before any worker starts: a pytest that ignores pytest-xdist's
+    group tags runs the suite ungrouped (each file's module fixtures built on both workers,
+    about 1.3x the CPU); say so plainly instead of letting the workers crash on it."""
+    if config.getvalue("dist") != "loadgroup" or hasattr(config, "workerinput"):
+        return
+    import xdist
+    from packaging.version import Version
+    if (Version(pytest.__version__) >= Version(_LOADGROUP_BREAKS["pytest"])
+            and Version(xdist.__version__) <= Version(_LOADGROUP_BREAKS["xdist"])):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} with pytest-xdist {xdist.__version__} ignores "
+            "--dist loadgroup's groups: install the versions pyproject.toml's dev extra pins "
+            "(make venv), or run with PYTEST_WORKERS=0")
 
 
 def pytest_unconfigure(config):
@@ -228,15 +257,28 @@ def pytest_unconfigure(config):
         os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 
-@pytest.hookimpl(tryfirst=True)   # before pytest-xdist reads the groups off the marks
+@pytest.hookimpl(wrapper=True)   # around pytest-xdist's worker hook, which reads the marks
 def pytest_collection_modifyitems(config, items):
     """Under ``--dist loadgroup`` a test file runs whole on one worker (its module fixtures
-    are built once), except the tests marked ``spread``, each of which is its own group."""
+    are built once), except the tests marked ``spread``, each of which is its own group.
+
+    Afterwards, refuse to run when the grouping did not take: pytest-xdist groups by appending
+    ``@group`` to each node id, and when a pytest release moves that attribute (9.2 did) the
+    groups silently vanish and every module fixture is built on both workers."""
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue
         group = item.nodeid if item.get_closest_marker(SPREAD_MARK) else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
+    result = yield
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
+        ungrouped = [item.nodeid for item in items if "@" not in item.nodeid]
+        if ungrouped:
+            raise pytest.UsageError(
+                f"pytest-xdist's --dist loadgroup did not group {len(ungrouped)} tests (e.g. "
+                f"{ungrouped[0]}) under pytest {pytest.__version__}: install the versions "
+                "pyproject.toml's dev extra pins (make venv), or run with PYTEST_WORKERS=0")
+    return result
 
 
 # ## Where the suite's CPU goes (`make test` prints it; robust on a shared, loaded machine)
@@ -282,9 +324,10 @@ def pytest_runtest_logreport(report):
     if report.when == "teardown":
         cpu = dict(report.user_properties).get("cpu_s")
         if cpu is not None:
-            path = report.nodeid.split("::")[0]
+            nodeid = report.nodeid.split("@")[0]    # without pytest-xdist's group tag
+            path = nodeid.split("::")[0]
             _CPU_BY_FILE[path] = _CPU_BY_FILE.get(path, 0.0) + cpu
-            _CPU_BY_TEST[report.nodeid] = cpu
+            _CPU_BY_TEST[nodeid] = cpu
 
 
 def pytest_terminal_summary(terminalreporter):

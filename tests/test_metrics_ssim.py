@@ -72,3 +72,22 @@ def test_pairwise_diversity_flags_a_collapsed_set():
     assert len(i) == 10 and np.all(i != j)
     i, j = random_pairs(50, 30, seed=1)
     assert len(i) == 30 and np.all(i != j)
+
+
+@pytest.mark.parametrize("shape", [(5, 64, 64, 1), (4, 37, 45, 1), (3, 23, 23, 2)])
+def test_ssim_and_ms_ssim_equal_tensorflows(shape):
+    """Our separable NumPy filters against the reference, tf.image.ssim(_multiscale): odd
+    sides (TensorFlow pads them before halving) and two channels (averaged) included."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(sum(shape))
+    a = rng.uniform(-1, 1, shape).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.3, shape), -1, 1).astype(np.float32)
+    x, y = tf.constant((a + 1) / 2), tf.constant((b + 1) / 2)
+    factors = ms_ssim_power_factors(min(shape[1:3]))
+    expected_ssim = tf.image.ssim(x, y, 1.0, filter_size=11, filter_sigma=1.5).numpy()
+    expected_ms = tf.image.ssim_multiscale(x, y, 1.0, power_factors=factors, filter_size=11,
+                                           filter_sigma=1.5).numpy()
+    assert len(factors) >= 2 and np.ptp(expected_ms) > 1e-3     # several scales, distinct pairs
+    np.testing.assert_allclose(ssim_pairs(a, b), expected_ssim, atol=1e-5)    # float32 rounding
+    np.testing.assert_allclose(ms_ssim_pairs(a, b), expected_ms, atol=1e-5)
