@@ -6,6 +6,7 @@ that the data tests run in seconds. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -330,9 +331,16 @@ def pytest_runtest_logreport(report):
             _CPU_BY_TEST[nodeid] = cpu
 
 
+#: Set to a file path to get every test's CPU seconds as JSON (the summary lists the top few).
+CPU_JSON_ENV = "MRIGAN_TF_TEST_CPU_JSON"
+
+
 def pytest_terminal_summary(terminalreporter):
     if not _CPU_BY_FILE:
         return
+    if os.environ.get(CPU_JSON_ENV):
+        Path(os.environ[CPU_JSON_ENV]).write_text(json.dumps(
+            {"files": _CPU_BY_FILE, "tests": _CPU_BY_TEST}, indent=1, sort_keys=True))
     total = sum(_CPU_BY_FILE.values())
     terminalreporter.section(f"CPU seconds per test file (total {total:.0f} s; wall-clock "
                              "durations above swing with the machine's load, these do not)")
