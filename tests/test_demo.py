@@ -16,7 +16,7 @@ from mrigan_tf.reference import is_available, reference_config
 def short_two_sample_test(monkeypatch):
     """The two-sample classifier's fixed budget, shortened for tiny demos (the evaluation
     report records the settings it ran with)."""
-    monkeypatch.setattr(c2st, "C2ST_STEPS", 40)
+    monkeypatch.setattr(c2st, "C2ST_STEPS", 10)
 
 
 @pytest.mark.spread          # minutes each: let the two demos run on different workers
