@@ -228,6 +228,8 @@ def pytest_configure(config):
                           JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                           JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
     _refuse_a_loadgroup_that_would_not_group(config)
+    # Registered here too, for runs without pytest-xdist (the marks are added regardless).
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's --dist loadgroup group")
     config.addinivalue_line("markers", f"{SPREAD_MARK}: under pytest-xdist, schedule each test "
                                        "of this function on its own instead of with its file")
 
@@ -240,7 +242,7 @@ def _refuse_a_loadgroup_that_would_not_group(config):
     """On the controller, before any worker starts: a pytest that ignores pytest-xdist's
     group tags runs the suite ungrouped (each file's module fixtures built on both workers,
     about 1.3x the CPU); say so plainly instead of letting the workers crash on it."""
-    if config.getvalue("dist") != "loadgroup" or hasattr(config, "workerinput"):
+    if config.getoption("dist", default=None) != "loadgroup" or hasattr(config, "workerinput"):
         return
     import xdist
     from packaging.version import Version
