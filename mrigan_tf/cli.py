@@ -585,7 +585,7 @@ ABOUT = {
         "Train every generator a TOML config lists on the same dataset for the same budget "
         "(wall-clock minutes or steps), generate a synthetic set from each, evaluate it fully "
         "(C2ST, FID/KID with the floor, precision/recall, diversity, masks, membership "
-        "inference; TSTR when the config asks), and write comparison.md/.csv/.json, "
+        "inference; TSTR when the config asks), and write report.md/.csv/.json, "
         "samples.png and quality_vs_time.png (C2ST and FID over its floor at snapshots along "
         "the budget) to --out. Every stage is skipped when its output exists: a killed "
         "compare resumes with the same command, and every run directory is kept."),

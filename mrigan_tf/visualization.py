@@ -72,7 +72,13 @@ def plot_slice_grid(images: np.ndarray, masks: np.ndarray | None = None,
             ax.set_title(titles[i], fontsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
+    # Fixed margins rather than tight_layout, which draws the whole figure once more to
+    # measure it: a third of the grid's cost (1.1 of 3 CPU-s for 32 slices), paid at every
+    # epoch by the training sample grids. Room for the suptitle (0.4 in) and the titles.
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, wspace=0.08,
+                        top=1 - (0.45 if suptitle else 0.25 if titles else 0.05) / height,
+                        hspace=0.25 if titles else 0.05)
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig

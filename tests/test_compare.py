@@ -103,11 +103,11 @@ def test_a_killed_comparison_resumes_without_retraining_the_finished_model(
 
 def test_the_table_has_one_row_per_model_with_its_reports_values(interrupted_then_resumed):
     out = interrupted_then_resumed["out"]
-    table = json.loads((out / "comparison.json").read_text())
+    table = json.loads((out / "report.json").read_text())
     assert [row["model"] for row in table["rows"]] == ["gan", "cwgan"] and not table["missing"]
-    with open(out / "comparison.csv", newline="") as f:
+    with open(out / "report.csv", newline="") as f:
         assert [row["model"] for row in csv.DictReader(f)] == ["gan", "cwgan"]
-    markdown = (out / "comparison.md").read_text()
+    markdown = (out / "report.md").read_text()
     for row in table["rows"]:
         name = row["model"]
         report = json.loads((out / "evaluation" / name / "report.json").read_text())

@@ -131,6 +131,9 @@ def test_notebook_follows_the_house_shape(path):
     assert re.search(r"\]\([^)]+\)", next_part), f"{path.name}: end with a '## Next' link"
 
 
+EAGER_KERNEL_STARTUP = "import tensorflow as tf; tf.config.run_functions_eagerly(True)"
+
+
 @pytest.fixture(scope="session")
 def kernel_name(tmp_path_factory):
     """A Jupyter kernel registered for this interpreter (the venv), found via JUPYTER_PATH."""
@@ -139,6 +142,13 @@ def kernel_name(tmp_path_factory):
     prefix = tmp_path_factory.mktemp("jupyter")
     name = "mrigan-tf-test"
     install(kernel_name=name, prefix=str(prefix))
+    # The smoke runs' kernels run every tf.function eagerly: their fits are two to four
+    # steps, and tracing a GAN step costs more than running a few untraced (07, 10 and 02:
+    # 211 -> 154 CPU-s). The traced steps of every model are tested in the other test files.
+    spec_path = prefix / "share" / "jupyter" / "kernels" / name / "kernel.json"
+    spec = json.loads(spec_path.read_text())
+    spec["argv"].append(f"--IPKernelApp.exec_lines={EAGER_KERNEL_STARTUP}")
+    spec_path.write_text(json.dumps(spec))
     os.environ["JUPYTER_PATH"] = os.pathsep.join(
         [str(prefix / "share" / "jupyter")] + [p for p in [os.environ.get("JUPYTER_PATH")] if p])
     return name

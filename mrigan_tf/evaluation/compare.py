@@ -53,7 +53,7 @@ from its mask (``mrigan_tf.synth``), so all of them make labelled synthetic data
     DIR/evaluation/NAME/   the full evaluation (``mrigan-tf evaluate``'s report)
     DIR/tstr/NAME/         TSTR (``mrigan-tf tstr``'s report), when [tstr] asks for it
     DIR/settings.json      each model's settings, so a changed entry is not silently mixed in
-    DIR/comparison.md/.csv/.json, samples.png, quality_vs_time.png
+    DIR/report.md/.csv/.json, samples.png, quality_vs_time.png
 
 Each stage is skipped when its complete output exists (every output appears whole or not at
 all), and a run that was cut short resumes from its last backup, its training clock with it:
@@ -118,7 +118,8 @@ from mrigan_tf.training.run_directory import CONFIG_FILE, SUMMARY_FILE
 from mrigan_tf.training.runner import TrainConfig, train_gan
 from mrigan_tf.visualization import overlay_mask, plt
 
-TABLE_MD, TABLE_CSV, TABLE_JSON = "comparison.md", "comparison.csv", "comparison.json"
+# The names of DESIGN.md's contract for an --out directory: report.md and report.json.
+TABLE_MD, TABLE_CSV, TABLE_JSON = "report.md", "report.csv", "report.json"
 SAMPLES_FIGURE, TIME_FIGURE = "samples.png", "quality_vs_time.png"
 SETTINGS_FILE = "settings.json"
 CLOCK_FILE = "clock.json"
@@ -493,7 +494,7 @@ def run_comparison(config: CompareConfig | str | os.PathLike, out: str | os.Path
                    progress: bool = True) -> dict:
     """Train, generate, evaluate (and TSTR) every model of ``config`` (or those in ``only``),
     skipping each stage whose complete output exists; then write the table and pictures over
-    all models that have an evaluation. Returns the table (``comparison.json``)."""
+    all models that have an evaluation. Returns the table (``report.json``)."""
     if not isinstance(config, CompareConfig):
         config = load_compare_config(config)
     out = Path(out)
