@@ -85,6 +85,21 @@ def test_same_seed_same_result(different):
     assert again.describe() == first.describe()
 
 
+def test_a_reused_classifier_learns_what_a_new_one_learns(different, monkeypatch):
+    """The compiled classifier kept for a shape starts each test afresh: after a test with
+    another seed, seed 0 gives what a classifier built just for it gives."""
+    real, synthetic, first = different
+    classifier_two_sample_test(real, synthetic, seed=3)              # trains the kept one
+    reused = classifier_two_sample_test(real, synthetic, seed=0, surest=5)
+    monkeypatch.setattr(c2st, "_COMPILED", {})                        # a new classifier
+    new = classifier_two_sample_test(real, synthetic, seed=0, surest=5)
+    assert reused.describe() == new.describe() == first.describe()
+    np.testing.assert_array_equal(reused.surest_scores, new.surest_scores)
+    # Not a vacuous comparison: another seed's classifier scores the slices differently.
+    other = classifier_two_sample_test(real, synthetic, seed=3, surest=5)
+    assert not np.array_equal(other.surest_scores, new.surest_scores)
+
+
 def test_balanced_subsampling_halves_the_smaller_set(different):
     _, _, result = different
     # 80 real vs 200 synthetic: 40 + 40 per side, the synthetic side subsampled.

@@ -231,6 +231,34 @@ def build_c2st_classifier(input_shape: Sequence[int], seed: int = 0) -> keras.Mo
     return keras.Model(inputs, logit, name="c2st_classifier")
 
 
+#: One compiled classifier per input shape and schedule. A test reloads its seed's initial
+#: weights and the optimizer's initial state into it, so the train step is traced once per
+#: process instead of once per test (about 2 s each: an evaluation runs several tests,
+#: the test suite hundreds); what it learns is what a new classifier would learn.
+_COMPILED: dict[tuple, tuple[keras.Model, list[np.ndarray]]] = {}
+
+
+def _untrained_classifier(input_shape: Sequence[int], seed: int) -> keras.Model:
+    """The compiled classifier for ``input_shape``, as ``build_c2st_classifier(seed)`` with
+    a new optimizer would start."""
+    key = (tuple(input_shape), C2ST_STEPS, C2ST_LEARNING_RATE, _STEPS_PER_EXECUTION,
+           keras.config.dtype_policy().name)
+    initial_weights = build_c2st_classifier(input_shape, seed=seed).get_weights()
+    if key not in _COMPILED:
+        model = build_c2st_classifier(input_shape, seed=seed)
+        model.compile(optimizer=keras.optimizers.Adam(
+                          keras.optimizers.schedules.CosineDecay(C2ST_LEARNING_RATE, C2ST_STEPS)),
+                      loss=keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=False,
+                      steps_per_execution=_STEPS_PER_EXECUTION)
+        model.optimizer.build(model.trainable_variables)
+        _COMPILED[key] = (model, [np.array(v) for v in model.optimizer.variables])
+    model, optimizer_start = _COMPILED[key]
+    model.set_weights(initial_weights)
+    for variable, value in zip(model.optimizer.variables, optimizer_start):
+        variable.assign(value)
+    return model
+
+
 class _Batches(keras.utils.PyDataset):
     """The whole training schedule, batch by batch, in a fixed (seeded) order."""
 
@@ -385,11 +413,7 @@ def classifier_two_sample_test(real, synthetic, seed: int = 0, channels: str = "
     order = np.concatenate([rng.permutation(len(x_train)) for _ in range(passes)])
     order = order[:C2ST_STEPS * batch_size]
 
-    model = build_c2st_classifier(x_real.shape[1:], seed=seed)
-    model.compile(optimizer=keras.optimizers.Adam(
-                      keras.optimizers.schedules.CosineDecay(C2ST_LEARNING_RATE, C2ST_STEPS)),
-                  loss=keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=False,
-                  steps_per_execution=_STEPS_PER_EXECUTION)
+    model = _untrained_classifier(x_real.shape[1:], seed)
     model.fit(_Batches(x_train, y_train, order, batch_size), epochs=1, shuffle=False, verbose=0)
 
     x_test = np.concatenate([x_real[real_test], x_synth[synth_test]])
