@@ -282,11 +282,23 @@ CPU_REPORT_TESTS = 30
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU of this process and of its finished children (subprocesses,
-    notebook kernels), in seconds."""
+    """User + system CPU of this process and of its children (subprocesses, notebook
+    kernels), in seconds: the finished ones, and the running ones (a notebook kernel serves
+    several tests), so that each test is charged what ran during it."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
         resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    running = 0.0
+    try:
+        import psutil
+        for child in psutil.Process().children(recursive=True):
+            try:
+                times = child.cpu_times()
+                running += times.user + times.system
+            except psutil.Error:      # gone meanwhile: counted among the finished ones
+                pass
+    except ImportError:
+        pass
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + running
 
 
 _CPU_AT_START = pytest.StashKey[float]()

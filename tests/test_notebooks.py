@@ -141,34 +141,91 @@ def kernel_name(tmp_path_factory):
 
     prefix = tmp_path_factory.mktemp("jupyter")
     name = "mrigan-tf-test"
-    install(kernel_name=name, prefix=str(prefix))
+    spec_dir = Path(install(kernel_name=name, prefix=str(prefix)))
     # The smoke runs' kernels run every tf.function eagerly: their fits are two to four
     # steps, and tracing a GAN step costs more than running a few untraced (07, 10 and 02:
     # 211 -> 154 CPU-s). The traced steps of every model are tested in the other test files.
-    spec_path = prefix / "share" / "jupyter" / "kernels" / name / "kernel.json"
-    spec = json.loads(spec_path.read_text())
+    spec = json.loads((spec_dir / "kernel.json").read_text())
     spec["argv"].append(f"--IPKernelApp.exec_lines={EAGER_KERNEL_STARTUP}")
-    spec_path.write_text(json.dumps(spec))
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
     os.environ["JUPYTER_PATH"] = os.pathsep.join(
         [str(prefix / "share" / "jupyter")] + [p for p in [os.environ.get("JUPYTER_PATH")] if p])
     return name
 
 
-@pytest.mark.notebook
-@pytest.mark.spread
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_with_smoke_parameters(path, tmp_path, kernel_name, monkeypatch):
-    import papermill
+class SharedKernel:
+    """One kernel for this test process's notebook runs, one after another.
 
+    A kernel's start is mostly TensorFlow's import: about 15 of a smoke run's 25-75 CPU
+    seconds. Each notebook starts with an empty namespace (its names deleted), its own working
+    directory and no open figures, so a missing import or a name left over from another
+    notebook still fails; what persists is what stays in imported modules. A notebook that
+    fails takes the kernel with it: the next one gets a fresh kernel.
+    """
+
+    def __init__(self, kernel_name: str):
+        self.kernel_name, self.manager = kernel_name, None
+
+    def execute(self, path: Path, out: Path, cwd: Path, parameters: dict) -> None:
+        import nbformat
+        import papermill
+        from jupyter_client.manager import AsyncKernelManager
+
+        notebook = nbformat.read(path, as_version=4)
+        # Every name the last notebook made goes (%reset -f would also take __spec__, which
+        # multiprocessing reads from __main__).
+        fresh_start = nbformat.v4.new_code_cell(
+            "_name = None\n"
+            "for _name in [n for n in globals() if not n.startswith('_')\n"
+            "              and n not in get_ipython().user_ns_hidden]:\n"
+            "    del globals()[_name]\n"
+            "import os as _os, matplotlib.pyplot as _plt\n"
+            f"_os.chdir({str(cwd)!r}); _plt.close('all'); del _os, _plt, _name",
+            metadata={"tags": ["shared-kernel-reset"]})
+        notebook.cells.insert(0, fresh_start)
+        copy = cwd / f"input_{path.name}"
+        nbformat.write(notebook, copy)
+        if self.manager is None:
+            self.manager = AsyncKernelManager(kernel_name=self.kernel_name)
+        try:
+            papermill.execute_notebook(
+                str(copy), str(out), parameters=parameters, kernel_name=self.kernel_name,
+                km=self.manager, cwd=str(cwd), progress_bar=False, log_output=False,
+                execution_timeout=900)
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def shutdown(self) -> None:
+        if self.manager is not None and self.manager.has_kernel:
+            from jupyter_core.utils import run_sync
+            run_sync(self.manager.shutdown_kernel)(now=True)
+        self.manager = None
+
+
+@pytest.fixture(scope="session")
+def shared_kernel(kernel_name):
     from mrigan_tf.metrics.c2st import SMOKE_STEPS_ENV
 
     # The kernel inherits it: two-sample tests of 40 steps instead of 500 (a third of 07's
     # smoke run went into four of them).
-    monkeypatch.setenv(SMOKE_STEPS_ENV, "40")
+    previous = os.environ.get(SMOKE_STEPS_ENV)
+    os.environ[SMOKE_STEPS_ENV] = "40"
+    kernel = SharedKernel(kernel_name)
+    yield kernel
+    kernel.shutdown()
+    if previous is None:
+        os.environ.pop(SMOKE_STEPS_ENV, None)
+    else:
+        os.environ[SMOKE_STEPS_ENV] = previous
+
+
+@pytest.mark.notebook
+@pytest.mark.spread
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_with_smoke_parameters(path, tmp_path, shared_kernel):
     out = tmp_path / path.name
-    papermill.execute_notebook(
-        str(path), str(out), parameters=SMOKE_PARAMETERS[path.name], kernel_name=kernel_name,
-        cwd=str(tmp_path), progress_bar=False, log_output=False, execution_timeout=900)
+    shared_kernel.execute(path, out, tmp_path, SMOKE_PARAMETERS[path.name])
     executed = json.loads(out.read_text())
     errors = [o for c in executed["cells"] if c["cell_type"] == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
