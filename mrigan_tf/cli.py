@@ -140,7 +140,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                  proportions=args.proportions, per_class=args.per_class,
                                  formats=formats, val_fraction=args.val_fraction,
                                  batch_size=args.batch_size, progress=not args.quiet,
-                                 overwrite=args.overwrite)
+                                 overwrite=args.overwrite, layouts_from=args.layouts)
     per_class = {name: int((ds.labels == k).sum()) for k, name in enumerate(ds.class_names)}
     print(f"wrote {len(ds)} synthetic image/mask pairs to {args.out} {per_class} "
           f"({', '.join(formats)})")
@@ -417,6 +417,11 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of pairs in the val split (0.1)")
     parser.add_argument("--batch-size", type=positive_int, default=500,
                         help="generation batch size (500)")
+    # The keys of mrigan_tf.synth.LAYOUT_SOURCES (not imported here: the parser stays light).
+    parser.add_argument("--layouts", choices=("real", "copied"), default="real",
+                        help="layout-conditioned runs (spade): render the training split's "
+                             "layouts flipped at random and elastically warped (real, the "
+                             "default) or exactly as they are (copied)")
     parser.set_defaults(func=cmd_generate)
 
 

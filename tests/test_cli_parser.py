@@ -7,6 +7,7 @@ what reached it (and `import keras` fails, so nothing here can start training).
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -314,6 +315,23 @@ def test_tstr_options_reach_run_tstr(flip, tmp_path, monkeypatch):
     assert (kwargs["jit_compile"], kwargs["overwrite"]) == (True, True)
     assert kwargs["converge"] is True and kwargs["steps"] is None
     assert kwargs["progress"] is False
+
+
+def test_generate_layouts_reach_the_writer_and_list_the_writers_sources(tmp_path, monkeypatch,
+                                                                        tiny_dataset):
+    from mrigan_tf.synth import LAYOUT_SOURCES
+
+    commands = next(a for a in cli.build_parser()._actions
+                    if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in commands.choices["generate"]._actions
+                  if "--layouts" in a.option_strings)
+    assert tuple(action.choices) == tuple(LAYOUT_SOURCES) and action.default == "real"
+    seen = {}
+    _stub_module(monkeypatch, "mrigan_tf.synth", write_synthetic_dataset=lambda *args, **kwargs:
+                 seen.update(kwargs) or tiny_dataset)
+    assert cli.main(["generate", "--run", "r", "--out", str(tmp_path / "s"), "--quiet",
+                     "--layouts", "copied"]) == 0
+    assert seen["layouts_from"] == "copied"
 
 
 # ## --help stays fast
