@@ -101,7 +101,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     for name in ("latent_dim", "width", "n_critic", "augment", "gp_weight", "gp_every",
                  "label_smoothing", "feature_matching", "clip_value", "loss", "conditioning",
                  "acgan_weight", "ema_decay", "r1_weight", "spectral_norm", "minibatch_std",
-                 "phase_steps", "fade_steps", "start_size"):
+                 "phase_steps", "fade_steps", "start_size", "mask_consistency",
+                 "mask_segmenter"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
@@ -339,6 +340,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         gan.add_argument("--acgan-weight", type=float, default=None, metavar="W",
                          help="cwgan-gp: weight of the auxiliary classification loss of "
                               "--conditioning acgan (default 1)"),
+        gan.add_argument("--mask-consistency", type=float, default=None, metavar="LAMBDA",
+                         help="cwgan-gp: weight of the mask-consistency generator loss (Dice + "
+                              "BCE between the generated mask and --mask-segmenter's "
+                              "segmentation of the generated image; "
+                              "mrigan_tf/models/mask_consistency.py)"),
+        gan.add_argument("--mask-segmenter", default=None, metavar="UNET_RUN",
+                         help="cwgan-gp --mask-consistency: a finished `mrigan-tf train --model "
+                              "unet` run on the same dataset, frozen while the GAN trains"),
         gan.add_argument("--ema-decay", type=float, default=None, metavar="D",
                          help="GANs: keep an exponential moving average of the generator's "
                               "weights with decay D (e.g. 0.999, ramped for short runs); "

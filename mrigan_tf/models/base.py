@@ -600,9 +600,11 @@ class BaseGAN(keras.Model):
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects=None):
         config = dict(config)
-        for player in ("generator", "discriminator"):
-            config[player] = keras.saving.deserialize_keras_object(
-                config[player], custom_objects=custom_objects)
+        # The players, and a joint model's frozen mask-consistency U-Net when it has one.
+        for player in ("generator", "discriminator", "mask_segmenter"):
+            if config.get(player) is not None:
+                config[player] = keras.saving.deserialize_keras_object(
+                    config[player], custom_objects=custom_objects)
         return cls(**config)
 
 

@@ -100,6 +100,7 @@ from mrigan_tf.models.base import (SYNCHRONIZED_BATCH_NORM, BaseGAN, check_image
 from mrigan_tf.models.blocks import MinibatchStdDev, projection_critic, spectral_norm as sn
 from mrigan_tf.models.choices import CONDITIONINGS, LOSS_NAMES, WASSERSTEIN_LOSSES
 from mrigan_tf.models.diffaugment import DiffAugment
+from mrigan_tf.models.mask_consistency import check_segmenter, mask_consistency_loss
 from mrigan_tf.models.losses import (auxiliary_classifier_loss, drift_penalty, gradient_penalty,
                                      hinge_discriminator_loss, hinge_generator_loss, interpolate,
                                      lsgan_discriminator_loss, lsgan_generator_loss,
@@ -225,6 +226,8 @@ class ConditionalWGANGP(BaseGAN):
         conditioning: ``"projection"`` or ``"acgan"`` (the critic must match:
             ``build_conditional_critic(conditioning=...)``).
         acgan_weight: ``w``, the auxiliary classification loss's weight (AC-GAN only).
+        mask_consistency, mask_segmenter: ``LAMBDA`` and the frozen U-Net of the mask-
+            consistency generator loss (``models.mask_consistency``); 0 and None: off.
         ema_decay, r1_weight: see ``BaseGAN`` (R1 is refused with wgan-gp's penalty).
         augment: a DiffAugment policy (e.g. ``"translation,cutout,brightness,contrast"``)
             applied to real and fake before the critic; ``""`` for none.
@@ -241,8 +244,19 @@ class ConditionalWGANGP(BaseGAN):
                  drift_weight: float = 0.0, augment: str = "", image_channels: int = 1,
                  gp_every: int = 1, loss: str = "wgan-gp", clip_value: float = 0.01,
                  conditioning: str = "projection", acgan_weight: float = 1.0,
+                 mask_consistency: float = 0.0, mask_segmenter: keras.Model | None = None,
                  seed: int | None = None, **kwargs):
         super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
+        if mask_consistency < 0:
+            raise ValueError(f"mask_consistency must be >= 0, got {mask_consistency}")
+        if bool(mask_consistency) != (mask_segmenter is not None):
+            raise ValueError("mask_consistency (the weight) and mask_segmenter (the frozen "
+                             "U-Net that segments generated images) go together")
+        if mask_segmenter is not None:
+            check_segmenter(mask_segmenter, tuple(generator.output_shape[1:]), image_channels)
+            mask_segmenter.trainable = False
+        self.mask_consistency = float(mask_consistency)
+        self.mask_segmenter = mask_segmenter
         check_cwgan_options(loss, conditioning, self.r1_weight, gp_every, clip_value, acgan_weight)
         n_critic = default_n_critic(loss) if n_critic is None else n_critic
         if n_critic < 1:
@@ -304,6 +318,8 @@ class ConditionalWGANGP(BaseGAN):
             names = ("d_loss", "g_loss", "d_real", "d_fake")
         if self.conditioning == "acgan":
             names += ("aux_real", "aux_fake", "aux_accuracy", "g_aux")
+        if self.mask_segmenter is not None:
+            names += ("mask_consistency",)
         return names
 
     def critic_outputs(self, images, labels):
@@ -362,6 +378,10 @@ class ConditionalWGANGP(BaseGAN):
         if class_logits is not None:
             logs["g_aux"] = auxiliary_classifier_loss(class_logits, labels)
             loss += self.acgan_weight * logs["g_aux"]
+        if self.mask_segmenter is not None:
+            logs["mask_consistency"] = mask_consistency_loss(fake, self.mask_segmenter,
+                                                             self.image_channels)
+            loss += self.mask_consistency * logs["mask_consistency"]
         return loss, {"g_loss": loss, **logs}
 
     def finish_logs(self, logs):
@@ -403,7 +423,10 @@ class ConditionalWGANGP(BaseGAN):
                 "drift_weight": self.drift_weight, "augment": self.augment_policy,
                 "image_channels": self.image_channels, "loss": self.loss,
                 "clip_value": self.clip_value, "conditioning": self.conditioning,
-                "acgan_weight": self.acgan_weight}
+                "acgan_weight": self.acgan_weight,
+                **({"mask_consistency": self.mask_consistency,
+                    "mask_segmenter": keras.saving.serialize_keras_object(self.mask_segmenter)}
+                   if self.mask_segmenter is not None else {})}
 
 
 def check_cwgan_options(loss: str = "wgan-gp", conditioning: str = "projection", r1_weight: float = 0.0,
@@ -437,7 +460,9 @@ def make_cwgan_gp(image_shape=(64, 64, 2), num_classes: int = 2, latent_dim: int
                   gp_every: int = 1, loss: str = "wgan-gp", clip_value: float = 0.01,
                   conditioning: str = "projection", acgan_weight: float = 1.0,
                   minibatch_std: int = 0, spectral_norm: bool = False, ema_decay: float = 0.0,
-                  r1_weight: float = 0.0, seed: int | None = None) -> ConditionalWGANGP:
+                  r1_weight: float = 0.0, mask_consistency: float = 0.0,
+                  mask_segmenter: keras.Model | None = None,
+                  seed: int | None = None) -> ConditionalWGANGP:
     """A ConditionalWGANGP with the default generator and critic for ``image_shape``.
 
     ``image_shape`` is (H, W, C): C = 2 for the joint (image, mask) tensor. The defaults are
@@ -455,4 +480,5 @@ def make_cwgan_gp(image_shape=(64, 64, 2), num_classes: int = 2, latent_dim: int
                              augment=augment, image_channels=1, gp_every=gp_every, loss=loss,
                              clip_value=clip_value, conditioning=conditioning,
                              acgan_weight=acgan_weight, ema_decay=ema_decay,
-                             r1_weight=r1_weight, seed=seed)
+                             r1_weight=r1_weight, mask_consistency=mask_consistency,
+                             mask_segmenter=mask_segmenter, seed=seed)

@@ -46,7 +46,8 @@ from mrigan_tf.models.mixed_precision import POLICIES, dtype_policy
 from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
 from mrigan_tf.training.distribute import STRATEGIES, describe, is_chief, make_strategy
 from mrigan_tf.training.run_directory import (BACKUP_DIR, HISTORY_FILE, LOSS_CURVES_FILE,
-                                              SAMPLES_DIR, check_run_dir, load_run_model,
+                                              MODEL_FILE, SAMPLES_DIR, check_run_dir,
+                                              load_run_model,
                                               plan_epochs, read_run_config, save_run_model,
                                               write_run_config, write_summary)
 
@@ -92,7 +93,7 @@ class TrainConfig:
         self.check_model_options()
 
     #: Options of the cWGAN-GP alone (the other families have one loss and no classes).
-    CWGAN_ONLY = ("loss", "conditioning", "acgan_weight")
+    CWGAN_ONLY = ("loss", "conditioning", "acgan_weight", "mask_consistency", "mask_segmenter")
     #: Options of ProGAN alone: its growth schedule.
     PROGAN_ONLY = ("phase_steps", "fade_steps", "start_size")
 
@@ -114,6 +115,13 @@ class TrainConfig:
                               f"got {options['ema_decay']}")
         if options.get("r1_weight", 0) < 0:
             raise MriganError(f"--r1-weight must be >= 0, got {options['r1_weight']}")
+        weight = options.get("mask_consistency", 0)
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise MriganError(f"--mask-consistency must be a number >= 0, got {weight!r}")
+        if bool(weight) != bool(options.get("mask_segmenter")):
+            raise MriganError("--mask-consistency LAMBDA and --mask-segmenter UNET_RUN go "
+                              "together: the weight, and the U-Net run (mrigan-tf train --model "
+                              "unet on this dataset) that segments the generated images")
         if self.model == "cwgan-gp":
             keys = ("loss", "conditioning", "r1_weight", "gp_every", "clip_value", "acgan_weight")
             try:
@@ -149,6 +157,8 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     factory, model_class = FAMILIES[config.model]
     options = dict(config.model_options)
     options.setdefault("seed", config.seed)
+    if options.get("mask_segmenter"):
+        options["mask_segmenter"] = load_mask_segmenter(options["mask_segmenter"])
     if config.conditional or config.layout_conditional:
         options.setdefault("num_classes", num_classes)
     with dtype_policy(config.precision):
@@ -165,6 +175,22 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     model.compile(d_opt, g_opt, jit_compile=config.jit_compile,
                   steps_per_execution=config.steps_per_execution)
     return model
+
+
+def load_mask_segmenter(run_dir: str | os.PathLike) -> keras.Model:
+    """The U-Net of a finished ``mrigan-tf train --model unet`` run, for the mask-consistency
+    loss (``models.mask_consistency``): loaded from its ``model.keras`` without TensorFlow's
+    input pipeline, so the JAX path can use it too. An error naming the directory otherwise."""
+    from mrigan_tf.models import unet  # noqa: F401  (registers the U-Net's custom objects)
+
+    run_dir = Path(run_dir)
+    saved = read_run_config(run_dir, "mrigan-tf train --model unet --data DATA --out DIR")
+    if saved.get("train", {}).get("model") != "unet":
+        raise DataError(run_dir, f"--mask-segmenter needs a U-Net run; this one trained "
+                        f"{saved.get('train', {}).get('model')!r}")
+    if not (run_dir / MODEL_FILE).is_file():
+        raise DataError(run_dir, f"the U-Net run has no {MODEL_FILE}: it did not finish")
+    return keras.saving.load_model(run_dir / MODEL_FILE, compile=False)
 
 
 def add_layout_options(config: TrainConfig, dataset: PreparedDataset) -> None:
