@@ -341,13 +341,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                          help="cwgan-gp: weight of the auxiliary classification loss of "
                               "--conditioning acgan (default 1)"),
         gan.add_argument("--mask-consistency", type=float, default=None, metavar="LAMBDA",
-                         help="cwgan-gp: weight of the mask-consistency generator loss (Dice + "
+                         help="cwgan-gp, progan: weight of the mask-consistency generator loss "
+                              "(Dice + "
                               "BCE between the generated mask and --mask-segmenter's "
                               "segmentation of the generated image; "
                               "mrigan_tf/models/mask_consistency.py)"),
         gan.add_argument("--mask-segmenter", default=None, metavar="UNET_RUN",
-                         help="cwgan-gp --mask-consistency: a finished `mrigan-tf train --model "
-                              "unet` run on the same dataset, frozen while the GAN trains"),
+                         help="cwgan-gp, progan --mask-consistency: a finished `mrigan-tf "
+                              "train --model unet` run on the same dataset, frozen while the "
+                              "GAN trains"),
         gan.add_argument("--ema-decay", type=float, default=None, metavar="D",
                          help="GANs: keep an exponential moving average of the generator's "
                               "weights with decay D (e.g. 0.999, ramped for short runs); "

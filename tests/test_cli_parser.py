@@ -37,7 +37,7 @@ GAN_OPTIONS = {
     "--loss": ["hinge"], "--conditioning": ["acgan"], "--acgan-weight": ["0.5"],
     "--ema-decay": ["0.999"], "--r1-weight": ["10"], "--spectral-norm": [],
     "--minibatch-std": ["4"], "--phase-steps": ["10"], "--fade-steps": ["10"],
-    "--start-size": ["8"],
+    "--start-size": ["8"], "--mask-consistency": ["1"], "--mask-segmenter": ["runs/unet"],
 }
 UNET_OPTIONS = {
     "--unet-lr": ["0.01"], "--lr": ["0.01"], "--depth": ["2"], "--dropout": ["0.2"],

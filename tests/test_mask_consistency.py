@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from mrigan_tf.errors import MriganError
 from mrigan_tf.models.cwgan_gp import make_cwgan_gp
+from mrigan_tf.models.progan import make_progan
 from mrigan_tf.models.mask_consistency import DICE_SMOOTHING, mask_consistency_loss
 
 SIZE = 16
@@ -87,11 +88,11 @@ def test_the_gradient_reaches_the_image_and_the_mask():
     assert float(mask_consistency_loss(moved, threshold_segmenter())) < float(loss)
 
 
-def test_the_generator_loss_adds_lambda_times_the_term():
+@pytest.mark.parametrize("factory", [make_cwgan_gp, make_progan], ids=["cwgan-gp", "progan"])
+def test_the_generator_loss_adds_lambda_times_the_term(factory):
     shape, options = (SIZE, SIZE, 2), dict(latent_dim=8, width=4, seed=1)
-    plain = make_cwgan_gp(shape, **options)
-    joint = make_cwgan_gp(shape, **options, mask_consistency=2.5,
-                          mask_segmenter=threshold_segmenter())
+    plain = factory(shape, **options)
+    joint = factory(shape, **options, mask_consistency=2.5, mask_segmenter=threshold_segmenter())
     joint.generator.set_weights(plain.generator.get_weights())
     joint.critic.set_weights(plain.critic.get_weights())
     assert "mask_consistency" in joint.logged_names()
@@ -118,7 +119,7 @@ def test_the_options_go_together(options, words, squares_dir):
 
     with pytest.raises(MriganError, match=words):
         TrainConfig(model="cwgan-gp", data=str(squares_dir), epochs=1, model_options=options)
-    with pytest.raises(MriganError, match="option of --model cwgan-gp"):
+    with pytest.raises(MriganError, match="option of --model cwgan-gp and progan, not of dcgan"):
         TrainConfig(model="dcgan", data=str(squares_dir), epochs=1, model_options=options)
 
 
@@ -156,6 +157,6 @@ def test_a_run_trains_with_a_unet_run_as_segmenter_and_reloads(squares_dir, tmp_
     np.testing.assert_array_equal(loaded.sample(4, seed=0), model.sample(4, seed=0))
     # A GAN run is no segmenter.
     with pytest.raises(MriganError, match="needs a U-Net run"):
-        train_gan(dataclasses.replace(config, model_options={**options, "mask_segmenter": str(run)}),
-                  tmp_path / "bad", verbose=0)
+        bad = dataclasses.replace(config, model_options={**options, "mask_segmenter": str(run)})
+        train_gan(bad, tmp_path / "bad", verbose=0)
     assert not (tmp_path / "bad").exists()

@@ -438,12 +438,17 @@ def make_progan(image_shape=(64, 64, 2), num_classes: int = 2, latent_dim: int =
                 width: int = 64, phase_steps: int = 500, fade_steps: int = 500,
                 start_size: int = 4, n_critic: int = 1, gp_weight: float = 10.0,
                 drift_weight: float = 1e-3, minibatch_std: int = 4, ema_decay: float = 0.999,
-                augment: str = "", seed: int | None = None) -> ProGAN:
-    """A ProGAN for ``image_shape`` (H, W, C; C = 2 for the joint image and mask)."""
+                augment: str = "", mask_consistency: float = 0.0,
+                mask_segmenter: keras.Model | None = None, seed: int | None = None) -> ProGAN:
+    """A ProGAN for ``image_shape`` (H, W, C; C = 2 for the joint image and mask).
+
+    ``mask_consistency``, ``mask_segmenter``: as ``make_cwgan_gp``'s (the U-Net segments
+    the full-size output, which early in growth is the upsampled low-resolution image)."""
     size, _, channels = check_image_shape(tuple(image_shape), min_size=8)
     generator = build_progressive_generator(size, channels, latent_dim, num_classes, width)
     critic = build_progressive_critic(size, channels, num_classes, width, minibatch_std)
     return ProGAN(generator, critic, latent_dim=latent_dim, num_classes=num_classes,
                   phase_steps=phase_steps, fade_steps=fade_steps, start_size=start_size,
                   n_critic=n_critic, gp_weight=gp_weight, drift_weight=drift_weight,
-                  ema_decay=ema_decay, augment=augment, image_channels=channels - 1, seed=seed)
+                  ema_decay=ema_decay, augment=augment, image_channels=channels - 1,
+                  mask_consistency=mask_consistency, mask_segmenter=mask_segmenter, seed=seed)

@@ -93,7 +93,10 @@ class TrainConfig:
         self.check_model_options()
 
     #: Options of the cWGAN-GP alone (the other families have one loss and no classes).
-    CWGAN_ONLY = ("loss", "conditioning", "acgan_weight", "mask_consistency", "mask_segmenter")
+    CWGAN_ONLY = ("loss", "conditioning", "acgan_weight")
+    #: Options of the joint models (image and mask drawn together): the mask-consistency loss.
+    JOINT_ONLY = ("mask_consistency", "mask_segmenter")
+    JOINT_MODELS = ("cwgan-gp", "progan")
     #: Options of ProGAN alone: its growth schedule.
     PROGAN_ONLY = ("phase_steps", "fade_steps", "start_size")
 
@@ -101,11 +104,12 @@ class TrainConfig:
         """A one-line error, before any data is read, for an option the model lacks or a
         combination it refuses (R1 with wgan-gp's penalty, lazy GP without a GP, ...)."""
         options = self.model_options
-        for family, own in (("cwgan-gp", self.CWGAN_ONLY), ("progan", self.PROGAN_ONLY)):
-            misplaced = [k for k in own if k in options and self.model != family]
+        for families, own in ((("cwgan-gp",), self.CWGAN_ONLY), (("progan",), self.PROGAN_ONLY),
+                              (self.JOINT_MODELS, self.JOINT_ONLY)):
+            misplaced = [k for k in own if k in options and self.model not in families]
             if misplaced:
                 raise MriganError(f"--{misplaced[0].replace('_', '-')} is an option of --model "
-                                  f"{family}, not of {self.model}")
+                                  f"{' and '.join(families)}, not of {self.model}")
         for name in ("ema_decay", "r1_weight"):
             if name in options and not isinstance(options[name], (int, float)):
                 raise MriganError(f"--{name.replace('_', '-')} must be a number, "
