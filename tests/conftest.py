@@ -197,6 +197,26 @@ def squares_dir(tmp_path_factory) -> Path:
     return out
 
 
+#: The layout class of the squares in ``squares_with_layouts`` (0 background, 1 brain).
+SQUARES_LESION = 2
+
+
+@pytest.fixture(scope="session")
+def squares_with_layouts(tmp_path_factory) -> Path:
+    """The toy squares with a layout: brain everywhere, the square a lesion."""
+    import dataclasses
+
+    from mrigan_tf.data.contract import save_dataset
+    from mrigan_tf.data.layout import layout_meta
+
+    toy = build_squares_dataset()
+    layout = np.ones_like(toy.masks)
+    layout[toy.masks == 1] = SQUARES_LESION
+    toy = dataclasses.replace(toy, layout=layout, meta={
+        **toy.meta, **layout_meta(["background", "brain", "lesion"], [SQUARES_LESION])})
+    return save_dataset(toy, tmp_path_factory.mktemp("squares_layouts") / "data")
+
+
 TINY_CWGAN = {"latent_dim": 8, "width": 8, "n_critic": 2}
 
 

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mrigan_tf.cli import main
@@ -182,6 +183,10 @@ def test_only_runs_the_named_models(tmp_path, squares_dir, monkeypatch):
     ({"budget": "minutes = 5\nsteps = 100"}, r"\[budget\]: give exactly one of minutes"),
     ({"budget": "minutes = -1"}, r"\[budget\]: minutes must be a positive number"),
     ({"tstr": "[tstr]\nepochs = 3\n"}, r"\[tstr\]: unknown key epochs"),
+    ({"models": '[[model]]\nname = "a"\nmodel = "gan"\nlayouts = "real"\n'},
+     r"\[\[model\]\] #1 \('a'\): layouts is for a layout-conditioned model"),
+    ({"models": '[[model]]\nname = "s"\nmodel = "spade"\nlayouts = "drawn"\n'},
+     r"\[\[model\]\] #1 \('s'\): layouts must be one of real, copied"),
 ])
 def test_config_errors_name_the_file_and_the_entry(tmp_path, squares_dir, capsys, change, needle):
     config = write_config(tmp_path / "bad.toml", squares_dir, **change)
@@ -190,6 +195,32 @@ def test_config_errors_name_the_file_and_the_entry(tmp_path, squares_dir, capsys
     assert str(config) in err and "Traceback" not in err
     assert re.search(needle, err), err
     assert not (tmp_path / "out").exists()          # nothing trained, nothing written
+
+
+def test_a_spade_entry_renders_the_training_layouts_as_it_says(tmp_path, squares_with_layouts,
+                                                               monkeypatch):
+    """A layout-conditioned model in a comparison: its snapshots and its synthetic set render
+    the real train split's layouts, here copied as they are (``layouts = "copied"``; the
+    default, "real", warps them: tests/test_layout_deformation.py)."""
+    monkeypatch.setattr(c2st, "C2ST_STEPS", 10)
+    entry = ('[[model]]\nname = "spade-copied"\nmodel = "spade"\nlayouts = "copied"\n'
+             'model_options = { latent_dim = 8, width = 4 }\n'
+             '[[model]]\nname = "spade"\nmodel = "spade"\n')
+    config = compare.load_compare_config(write_config(
+        tmp_path / "spade.toml", squares_with_layouts, budget="steps = 2\ncheckpoints = 2\n"
+        "snapshot_pairs = 8", models=entry, generate="n = 16"))
+    assert config.layouts == {"spade-copied": "copied", "spade": "real"}
+    out = tmp_path / "out"
+    compare.run_comparison(config, out, progress=False, only=["spade-copied"])
+    assert json.loads((out / "settings.json").read_text())["spade-copied"]["layouts"] == "copied"
+    train = load_dataset(squares_with_layouts).select("train")
+    for path in (out / "synthetic" / "spade-copied", out / "snapshots" / "spade-copied" / "1-of-2"):
+        synthetic = load_dataset(path)               # masks checked against the layouts
+        assert synthetic.meta["generation"]["layouts"].startswith("copied:")
+        assert all(any(np.array_equal(lay, real) for real in train.layout)
+                   for lay in synthetic.layout)
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    assert [row["model"] for row in rows] == ["spade-copied"]
 
 
 def test_a_time_budget_stops_training_and_keeps_its_clock(tmp_path, squares_dir):

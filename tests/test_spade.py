@@ -10,23 +10,22 @@ its XLA compilation takes minutes on a loaded 2-core CPU (`KERAS_BACKEND=jax mri
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import build_squares_dataset
+from conftest import SQUARES_LESION
 from mrigan_tf.cli import main
-from mrigan_tf.data.contract import load_dataset, save_dataset
-from mrigan_tf.data.layout import condition_map, layout_meta
+from mrigan_tf.data.contract import load_dataset
+from mrigan_tf.data.layout import condition_map
 from mrigan_tf.errors import DataError
 from mrigan_tf.models.losses import discriminator_feature_matching_loss
 from mrigan_tf.models.spade import SPADE, ConditionMap, make_spade
 from mrigan_tf.training.runner import TrainConfig, train_gan
 
-SIZE, WIDTH, BATCH, LAYOUT_CLASSES, LESION = 16, 8, 4, 3, 2
+SIZE, WIDTH, BATCH, LAYOUT_CLASSES, LESION = 16, 8, 4, 3, SQUARES_LESION
 
 
 def toy_layouts() -> np.ndarray:
@@ -177,17 +176,6 @@ def test_bad_options_are_refused():
 
 # ## Training and generation: `train --model spade` and `generate` (TensorFlow; the JAX
 # forward pass is compared in tests/test_jax_backend.py)
-
-@pytest.fixture(scope="module")
-def squares_with_layouts(tmp_path_factory):
-    """The toy squares (conftest), with a layout: brain everywhere, the square a lesion."""
-    toy = build_squares_dataset()
-    layout = np.ones_like(toy.masks)
-    layout[toy.masks == 1] = LESION
-    toy = dataclasses.replace(toy, layout=layout, meta={
-        **toy.meta, **layout_meta(["background", "brain", "lesion"], [LESION])})
-    return save_dataset(toy, tmp_path_factory.mktemp("squares") / "data")
-
 
 def test_train_lowers_the_hinge_loss_and_generate_renders_real_layouts(squares_with_layouts,
                                                                         tmp_path):

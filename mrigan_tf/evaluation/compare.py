@@ -37,7 +37,9 @@ A TOML file (read with the standard library's ``tomllib``)::
     name = "cwgan-gp-hinge"       # its folder under runs/, synthetic/, evaluation/...
     model = "cwgan-gp"            # the family, as `mrigan-tf train --model` takes it
     model_options = { width = 16, loss = "hinge" }
-    # and any of d_learning_rate, g_learning_rate, precision, steps_per_execution
+    # and any of d_learning_rate, g_learning_rate, precision, steps_per_execution;
+    # a layout-conditioned model (spade) also layouts = "real" (the train split's layouts,
+    # flipped and warped; the default) or "copied" (``mrigan_tf.synth.LAYOUT_SOURCES``)
 
 Every entry is checked before anything trains: an unknown key, family, option or budget, or a
 duplicate name, is a one-line error naming the file and the entry. Every model trains on
@@ -113,7 +115,7 @@ from mrigan_tf.metrics.c2st import classifier_two_sample_test
 from mrigan_tf.metrics.domain_classifier import train_domain_classifier
 from mrigan_tf.metrics.features import domain_extractor
 from mrigan_tf.metrics.frechet import frechet_distance_from_features
-from mrigan_tf.synth import build_synthetic_dataset, write_synthetic_dataset
+from mrigan_tf.synth import LAYOUT_SOURCES, build_synthetic_dataset, write_synthetic_dataset
 from mrigan_tf.training.run_directory import CONFIG_FILE, SUMMARY_FILE
 from mrigan_tf.training.runner import TrainConfig, train_gan
 from mrigan_tf.visualization import overlay_mask, plt
@@ -132,7 +134,7 @@ TRAINING_KEYS = ("batch_size", "seed", "steps_per_epoch", "jit_compile", "sample
                  "steps_per_execution")
 GENERATE_KEYS = ("n", "seed", "proportions", "batch_size", "val_fraction")
 MODEL_KEYS = ("name", "model", "model_options", "d_learning_rate", "g_learning_rate",
-              "precision", "steps_per_execution", "joint")
+              "precision", "steps_per_execution", "joint", "layouts")
 TOP_KEYS = ("data", "budget", "training", "generate", "evaluation", "tstr", "model")
 #: Arguments compare itself gives (never from the file).
 _OWN_ARGUMENTS = {"real_dir", "synthetic_dir", "out_dir", "real", "synthetic", "overwrite",
@@ -160,6 +162,8 @@ class CompareConfig:
     evaluation: dict[str, Any]
     tstr: dict[str, Any] | None
     models: dict[str, TrainConfig]
+    #: Layout-conditioned models (SPADE): where their layouts come from (``synth.LAYOUT_SOURCES``).
+    layouts: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def budget_seconds(self) -> float | None:
@@ -170,7 +174,8 @@ class CompareConfig:
         return {"train": dataclasses.asdict(self.models[name]), "minutes": self.minutes,
                 "steps": self.steps, "checkpoints": self.checkpoints,
                 "snapshot_pairs": self.snapshot_pairs, "generate": self.generate,
-                "evaluation": self.evaluation, "tstr": self.tstr}
+                "evaluation": self.evaluation, "tstr": self.tstr,
+                **({"layouts": self.layouts[name]} if name in self.layouts else {})}
 
 
 def _refuse_unknown(where: str, table: dict, allowed: Sequence[str]) -> None:
@@ -253,6 +258,7 @@ def load_compare_config(path: str | os.PathLike) -> CompareConfig:
     if not isinstance(entries, list) or not entries:
         raise MriganError(f"{path}: no [[model]] entries: list the generators to compare")
     models: dict[str, TrainConfig] = {}
+    layouts: dict[str, str] = {}
     for i, entry in enumerate(entries, 1):
         name = entry.get("name")
         where = f"{path} [[model]] #{i}" + (f" ({name!r})" if isinstance(name, str) else "")
@@ -267,7 +273,8 @@ def load_compare_config(path: str | os.PathLike) -> CompareConfig:
         if entry.get("joint", True) is not True:
             raise MriganError(f"{where}: compare trains every model on image + mask; "
                               "remove joint = false")
-        fields = {**training, **{k: v for k, v in entry.items() if k not in ("name", "joint")}}
+        fields = {**training, **{k: v for k, v in entry.items()
+                                 if k not in ("name", "joint", "layouts")}}
         if not isinstance(fields.get("model_options", {}), dict):
             raise MriganError(f"{where}: model_options must be a table, e.g. "
                               "model_options = { width = 16 }")
@@ -279,11 +286,20 @@ def load_compare_config(path: str | os.PathLike) -> CompareConfig:
             raise MriganError(f"{where}: {exc}") from None
         except TypeError as exc:
             raise MriganError(f"{where}: {exc}") from None
+        if models[name].layout_conditional:
+            layouts[name] = entry.get("layouts", "real")
+            if layouts[name] not in LAYOUT_SOURCES:
+                raise MriganError(f"{where}: layouts must be one of {', '.join(LAYOUT_SOURCES)}, "
+                                  f"got {layouts[name]!r}")
+        elif "layouts" in entry:
+            raise MriganError(f"{where}: layouts is for a layout-conditioned model (spade), "
+                              f"not {models[name].model}")
     return CompareConfig(path=path, data=raw["data"], minutes=minutes, steps=steps,
                          max_steps=budget.get("max_steps", DEFAULT_MAX_STEPS),
                          checkpoints=budget.get("checkpoints", DEFAULT_CHECKPOINTS),
                          snapshot_pairs=budget.get("snapshot_pairs", DEFAULT_SNAPSHOT_PAIRS),
-                         generate=generate, evaluation=evaluation, tstr=tstr, models=models)
+                         generate=generate, evaluation=evaluation, tstr=tstr, models=models,
+                         layouts=layouts)
 
 
 # ## Training on the budget, with snapshots along the way
@@ -313,8 +329,9 @@ class BudgetSnapshots(keras.callbacks.Callback):
 
     def __init__(self, directory: Path, real: PreparedDataset, checkpoints: int, pairs: int,
                  seconds: float | None = None, steps: int | None = None, seed: int = 0,
-                 proportions: list[float] | None = None):
+                 proportions: list[float] | None = None, layouts_from: str = "real"):
         super().__init__()
+        self.layouts_from = layouts_from
         self.directory, self.real = Path(directory), real
         self.checkpoints, self.pairs, self.seed = checkpoints, pairs, seed
         self.budget_seconds, self.budget_steps = seconds, steps
@@ -362,9 +379,12 @@ class BudgetSnapshots(keras.callbacks.Callback):
         if target.exists():
             return
         conditional = getattr(self.model, "CONDITIONAL", False)
+        renders_layouts = getattr(self.model, "LAYOUT_CONDITIONAL", False)
         ds = build_synthetic_dataset(
             self.model, self.real.class_names, self.pairs, seed=self.seed,
-            proportions=self.proportions if conditional else None, progress=False,
+            proportions=self.proportions if conditional or renders_layouts else None,
+            progress=False, layout_source=self.real.select("train") if renders_layouts else None,
+            layouts_from=self.layouts_from,
             meta={"modality": self.real.meta.get("modality", "synthetic"),
                   "channels": self.real.meta.get("channels"),
                   "snapshot": {"fraction": k / self.checkpoints,
@@ -381,11 +401,15 @@ def train_model(config: CompareConfig, name: str, out: Path, real: PreparedDatas
     run_dir = out / "runs" / name
     snapshots = out / "snapshots" / name
     snapshots.mkdir(parents=True, exist_ok=True)
-    train = config.models[name]
+    # A copy: training fills in options read from the data (a layout model's classes), and
+    # the entry must stay what settings.json recorded.
+    train = dataclasses.replace(config.models[name],
+                                model_options=dict(config.models[name].model_options))
     callback = BudgetSnapshots(snapshots, real, config.checkpoints, config.snapshot_pairs,
                                seconds=config.budget_seconds, steps=config.steps,
                                seed=config.generate.get("seed", 0),
-                               proportions=_proportions(config.generate["proportions"], real))
+                               proportions=_proportions(config.generate["proportions"], real),
+                               layouts_from=config.layouts.get(name, "real"))
     train_gan(train, run_dir, resume=(run_dir / CONFIG_FILE).is_file(), callbacks=[callback],
               verbose="auto" if progress else 0)
 
@@ -513,12 +537,13 @@ def run_comparison(config: CompareConfig | str | os.PathLike, out: str | os.Path
         if not _done(out, "runs", name):
             train_model(config, name, out, real, progress)
         if not _done(out, "synthetic", name):
-            conditional = config.models[name].conditional
+            conditional = (config.models[name].conditional
+                           or config.models[name].layout_conditional)
             write_synthetic_dataset(
                 out / "runs" / name, out / "synthetic" / name,
                 **{k: v for k, v in config.generate.items() if k != "proportions"},
                 proportions=proportions if conditional else None, progress=progress,
-                overwrite=True)
+                overwrite=True, layouts_from=config.layouts.get(name, "real"))
         if not _done(out, "evaluation", name):
             evaluate_synthetic(config.data, out / "synthetic" / name, out / "evaluation" / name,
                                progress=progress, overwrite=True, **config.evaluation)
