@@ -143,11 +143,11 @@ def train_gan_jax(config: TrainConfig, run_dir: str | os.PathLike, resume: bool 
                           f"{keras.backend.backend()!r}")
     check_supported(config)
     run_dir = Path(run_dir)
+    dataset = load_dataset(config.data)
     if config.layout_conditional:   # its layout classes are part of the run's config
-        add_layout_options(config, load_dataset(config.data))
+        add_layout_options(config, dataset)
     check_run_dir(run_dir, config, resume)
 
-    dataset = load_dataset(config.data)
     train_split = dataset.select("train")
     steps_per_epoch, epochs = plan_epochs(config, len(train_split))
     # The joint tensor: the image channels (one per modality) and 2*mask-1; or the images.

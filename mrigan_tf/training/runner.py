@@ -238,12 +238,12 @@ def train_gan(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
     run_dir = Path(run_dir)
+    dataset = load_dataset(config.data)
     if config.layout_conditional:   # its layout classes are part of the run's config
-        add_layout_options(config, load_dataset(config.data))
+        add_layout_options(config, dataset)
     if chief:   # the other workers keep only their backup in it
         check_run_dir(run_dir, config, resume)
 
-    dataset = load_dataset(config.data)
     keras.utils.set_random_seed(config.seed)
     output = ("layout" if config.layout_conditional else
               "joint" if config.uses_joint else "image")
