@@ -243,17 +243,17 @@ def _untrained_classifier(input_shape: Sequence[int], seed: int) -> keras.Model:
     a new optimizer would start."""
     key = (tuple(input_shape), C2ST_STEPS, C2ST_LEARNING_RATE, _STEPS_PER_EXECUTION,
            keras.config.dtype_policy().name)
-    initial_weights = build_c2st_classifier(input_shape, seed=seed).get_weights()
+    fresh = build_c2st_classifier(input_shape, seed=seed)
     if key not in _COMPILED:
-        model = build_c2st_classifier(input_shape, seed=seed)
-        model.compile(optimizer=keras.optimizers.Adam(
+        fresh.compile(optimizer=keras.optimizers.Adam(
                           keras.optimizers.schedules.CosineDecay(C2ST_LEARNING_RATE, C2ST_STEPS)),
                       loss=keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=False,
                       steps_per_execution=_STEPS_PER_EXECUTION)
-        model.optimizer.build(model.trainable_variables)
-        _COMPILED[key] = (model, [np.array(v) for v in model.optimizer.variables])
+        fresh.optimizer.build(fresh.trainable_variables)
+        _COMPILED[key] = (fresh, [np.array(v) for v in fresh.optimizer.variables])
+        return fresh
     model, optimizer_start = _COMPILED[key]
-    model.set_weights(initial_weights)
+    model.set_weights(fresh.get_weights())
     for variable, value in zip(model.optimizer.variables, optimizer_start):
         variable.assign(value)
     return model

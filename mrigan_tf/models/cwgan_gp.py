@@ -100,7 +100,8 @@ from mrigan_tf.models.base import (SYNCHRONIZED_BATCH_NORM, BaseGAN, check_image
 from mrigan_tf.models.blocks import MinibatchStdDev, projection_critic, spectral_norm as sn
 from mrigan_tf.models.choices import CONDITIONINGS, LOSS_NAMES, WASSERSTEIN_LOSSES
 from mrigan_tf.models.diffaugment import DiffAugment
-from mrigan_tf.models.mask_consistency import check_segmenter, mask_consistency_loss
+from mrigan_tf.models.mask_consistency import (check_mask_consistency_options, check_segmenter,
+                                               mask_consistency_loss)
 from mrigan_tf.models.losses import (auxiliary_classifier_loss, drift_penalty, gradient_penalty,
                                      hinge_discriminator_loss, hinge_generator_loss, interpolate,
                                      lsgan_discriminator_loss, lsgan_generator_loss,
@@ -247,11 +248,7 @@ class ConditionalWGANGP(BaseGAN):
                  mask_consistency: float = 0.0, mask_segmenter: keras.Model | None = None,
                  seed: int | None = None, **kwargs):
         super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
-        if mask_consistency < 0:
-            raise ValueError(f"mask_consistency must be >= 0, got {mask_consistency}")
-        if bool(mask_consistency) != (mask_segmenter is not None):
-            raise ValueError("mask_consistency (the weight) and mask_segmenter (the frozen "
-                             "U-Net that segments generated images) go together")
+        check_mask_consistency_options(mask_consistency, mask_segmenter)
         if mask_segmenter is not None:
             check_segmenter(mask_segmenter, tuple(generator.output_shape[1:]), image_channels)
             mask_segmenter.trainable = False

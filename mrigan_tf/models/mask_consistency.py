@@ -37,6 +37,17 @@ from keras import ops
 DICE_SMOOTHING = 1.0
 
 
+def check_mask_consistency_options(weight, segmenter) -> None:
+    """A ValueError unless ``weight`` is a number >= 0 given together with a ``segmenter``
+    (the model, or the U-Net run that holds it), or 0 without one."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        raise ValueError(f"mask_consistency must be a number >= 0, got {weight!r}")
+    if bool(weight) != (segmenter is not None and segmenter != ""):
+        raise ValueError("mask_consistency (the weight) and mask_segmenter (the frozen U-Net "
+                         "that segments the generated images: a `mrigan-tf train --model unet` "
+                         "run on this dataset) go together")
+
+
 def check_segmenter(segmenter: keras.Model, image_shape: tuple[int, int, int],
                     image_channels: int) -> None:
     """A ValueError unless ``segmenter`` maps the generator's image channels to one

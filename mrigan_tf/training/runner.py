@@ -41,6 +41,7 @@ from mrigan_tf.data.contract import PreparedDataset, image_channels, load_datase
 from mrigan_tf.errors import DataError, MriganError
 from mrigan_tf.lazy_tensorflow import tf
 from mrigan_tf.models.cwgan_gp import check_cwgan_options
+from mrigan_tf.models.mask_consistency import check_mask_consistency_options
 from mrigan_tf.models.families import FAMILIES
 from mrigan_tf.models.mixed_precision import POLICIES, dtype_policy
 from mrigan_tf.training.callbacks import LossHistoryPlot, SampleGridCallback
@@ -119,13 +120,11 @@ class TrainConfig:
                               f"got {options['ema_decay']}")
         if options.get("r1_weight", 0) < 0:
             raise MriganError(f"--r1-weight must be >= 0, got {options['r1_weight']}")
-        weight = options.get("mask_consistency", 0)
-        if not isinstance(weight, (int, float)) or weight < 0:
-            raise MriganError(f"--mask-consistency must be a number >= 0, got {weight!r}")
-        if bool(weight) != bool(options.get("mask_segmenter")):
-            raise MriganError("--mask-consistency LAMBDA and --mask-segmenter UNET_RUN go "
-                              "together: the weight, and the U-Net run (mrigan-tf train --model "
-                              "unet on this dataset) that segments the generated images")
+        try:
+            check_mask_consistency_options(options.get("mask_consistency", 0),
+                                           options.get("mask_segmenter"))
+        except ValueError as exc:
+            raise MriganError(f"bad option for model {self.model}: {exc}") from None
         if self.model == "cwgan-gp":
             keys = ("loss", "conditioning", "r1_weight", "gp_every", "clip_value", "acgan_weight")
             try:
